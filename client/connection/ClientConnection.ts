@@ -1,0 +1,54 @@
+/**
+ * One socket to the hub, as the UploadClient sees it. Each transport (raw WebSocket,
+ * Socket.IO) implements it; UploadClient holds all logic above it, so both behave the same.
+ */
+import type { UploadHubError } from '../../shared/errors.js';
+import type {
+  AttachedMessage,
+  ChunkReply,
+  ErrorMessage,
+  HubEvent,
+  WatchingMessage,
+  WelcomeMessage,
+} from '../../shared/messages.js';
+
+/** Control messages that expect a correlated reply; the connection assigns reqId. */
+export type RequestMessage =
+  | { type: 'create'; name: string; size: number; mimeType?: string; metadata?: Record<string, string>; sha256?: string }
+  | { type: 'resume'; uploadId: string }
+  | { type: 'cancel'; uploadId: string }
+  | { type: 'watch'; uploadIds?: string[] };
+
+export type RequestReply<M extends RequestMessage> = M['type'] extends 'watch' ? WatchingMessage : M['type'] extends 'cancel' ? void : AttachedMessage;
+
+export interface ConnectionHandlers {
+  event(event: HubEvent): void;
+  /** An error not tied to a request or chunk (idle timeout of an upload, say). */
+  error(message: ErrorMessage): void;
+  /** The connection is gone; pending requests and chunks have been rejected. */
+  closed(reason: UploadHubError): void;
+}
+
+export interface ClientConnection {
+  /** Connects and authenticates. Rejects with the hub's code (ERR_UNAUTHORIZED...) or ERR_CONNECTION_LOST. */
+  open(): Promise<WelcomeMessage>;
+  request<M extends RequestMessage>(message: M): Promise<RequestReply<M>>;
+  unwatch(uploadIds?: string[]): void;
+  /** Round trip of one ping, in ms. */
+  ping(): Promise<number>;
+  /** Resolves with the hub's reply to this chunk; rejects only when the connection is lost. */
+  sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply>;
+  /** Closes for good; `closed` is not called. */
+  close(): void;
+}
+
+export interface ConnectionOptions {
+  /** http(s) base URL of the hub. */
+  url: string;
+  token?: string;
+  /** Reply timeout for requests, in ms. */
+  requestTimeoutMs: number;
+  handlers: ConnectionHandlers;
+}
+
+export type ConnectionFactory = (options: ConnectionOptions) => ClientConnection;

@@ -1,0 +1,80 @@
+/**
+ * Bookkeeping both client transports share: requests awaiting a reply by reqId (with a
+ * timeout), and chunks awaiting their reply per upload in send order.
+ */
+import { UploadHubError } from '../../shared/errors.js';
+import type { ChunkReply, ServerMessage } from '../../shared/messages.js';
+
+interface Waiting {
+  resolve(message: ServerMessage): void;
+  reject(error: UploadHubError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class PendingRequests {
+  private nextId = 1;
+  private readonly waiting = new Map<string, Waiting>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Registers a request; returns its reqId and the promise of its reply. */
+  add(): { reqId: string; reply: Promise<ServerMessage> } {
+    const reqId = String(this.nextId++);
+    const reply = new Promise<ServerMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(reqId);
+        reject(new UploadHubError('ERR_TIMEOUT', `No reply within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.waiting.set(reqId, { resolve, reject, timer });
+    });
+    return { reqId, reply };
+  }
+
+  /** Settles the request a message answers; false when it answers none. */
+  settle(message: ServerMessage): boolean {
+    const reqId = 'reqId' in message ? message.reqId : undefined;
+    const waiting = reqId === undefined ? undefined : this.waiting.get(reqId);
+    if (!waiting || reqId === undefined) return false;
+    this.waiting.delete(reqId);
+    clearTimeout(waiting.timer);
+    if (message.type === 'error') {
+      waiting.reject(new UploadHubError(message.code, message.message));
+    } else waiting.resolve(message);
+    return true;
+  }
+
+  rejectAll(error: UploadHubError): void {
+    for (const waiting of this.waiting.values()) {
+      clearTimeout(waiting.timer);
+      waiting.reject(error);
+    }
+    this.waiting.clear();
+  }
+}
+
+export class PendingChunks {
+  private readonly queues = new Map<string, Array<{ resolve(reply: ChunkReply): void; reject(error: UploadHubError): void }>>();
+
+  add(uploadId: string): Promise<ChunkReply> {
+    return new Promise((resolve, reject) => {
+      let queue = this.queues.get(uploadId);
+      if (!queue) this.queues.set(uploadId, (queue = []));
+      queue.push({ resolve, reject });
+    });
+  }
+
+  /** The hub answers an upload's chunks in order, so the reply belongs to the oldest one. */
+  settle(reply: ChunkReply): boolean {
+    if (reply.uploadId === undefined || reply.chunkOffset === undefined) return false;
+    const queue = this.queues.get(reply.uploadId);
+    const next = queue?.shift();
+    if (queue && queue.length === 0) this.queues.delete(reply.uploadId);
+    next?.resolve(reply);
+    return next !== undefined;
+  }
+
+  rejectAll(error: UploadHubError): void {
+    for (const queue of this.queues.values()) for (const waiting of queue) waiting.reject(error);
+    this.queues.clear();
+  }
+}

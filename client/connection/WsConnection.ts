@@ -1,0 +1,158 @@
+/**
+ * ClientConnection over a raw WebSocket at `/ws`. The WebSocket class is injected: the
+ * browser's own, or `ws` in Node (both speak the same DOM-style API).
+ */
+import { UploadHubError, isErrorCode } from '../../shared/errors.js';
+import { parseServerMessage } from '../../shared/codec.js';
+import { encodeChunkFrame } from '../../shared/frame.js';
+import { PROTOCOL_VERSION, type ChunkReply, type ServerMessage, type WelcomeMessage } from '../../shared/messages.js';
+import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
+import { PendingChunks, PendingRequests } from './Pending.js';
+
+/** The part of the WebSocket API the client uses; browsers' WebSocket and `ws` both fit. */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+const OPEN = 1;
+
+/** ws://host:port/ws from http://host:port. */
+export function webSocketUrl(base: string): string {
+  const url = new URL(base);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = `${url.pathname.replace(/\/$/, '')}/ws`;
+  return url.toString();
+}
+
+export class WsConnection implements ClientConnection {
+  private socket: WebSocketLike | undefined;
+  private readonly requests: PendingRequests;
+  private readonly chunks = new PendingChunks();
+  private readonly pings = new Map<number, (rtt: number) => void>();
+  private ended = false;
+
+  constructor(private readonly options: ConnectionOptions, private readonly WebSocketClass: WebSocketConstructor) {
+    this.requests = new PendingRequests(options.requestTimeoutMs);
+  }
+
+  open(): Promise<WelcomeMessage> {
+    return new Promise<WelcomeMessage>((resolve, reject) => {
+      const socket = new this.WebSocketClass(webSocketUrl(this.options.url));
+      this.socket = socket;
+      socket.binaryType = 'arraybuffer';
+      let welcomed = false;
+      let failure: UploadHubError | undefined;
+      socket.onopen = () => {
+        const hello = this.options.token === undefined
+          ? { type: 'hello', version: PROTOCOL_VERSION }
+          : { type: 'hello', version: PROTOCOL_VERSION, token: this.options.token };
+        socket.send(JSON.stringify(hello));
+      };
+      socket.onmessage = (event) => {
+        if (typeof event.data !== 'string') return;
+        let message: ServerMessage;
+        try {
+          message = parseServerMessage(event.data);
+        } catch {
+          return; // a hub speaking another protocol version; the close that follows says why
+        }
+        if (!welcomed) {
+          if (message.type === 'welcome') {
+            welcomed = true;
+            resolve(message);
+          } else if (message.type === 'error') failure = new UploadHubError(message.code, message.message);
+          return;
+        }
+        this.receive(message);
+      };
+      socket.onerror = () => {};
+      socket.onclose = (event) => {
+        const reason = failure ?? closeError(event.code, event.reason);
+        this.requests.rejectAll(reason);
+        this.chunks.rejectAll(reason);
+        if (!welcomed) reject(reason);
+        else if (!this.ended) this.options.handlers.closed(reason);
+        this.ended = true;
+      };
+    });
+  }
+
+  request<M extends RequestMessage>(message: M): Promise<RequestReply<M>> {
+    const { reqId, reply } = this.requests.add();
+    this.send({ ...message, reqId });
+    if (message.type === 'cancel') {
+      // Cancel answers with the `cancelled` event, not a reply: only an error settles it here.
+      void reply.catch(() => undefined);
+      return Promise.resolve() as Promise<RequestReply<M>>;
+    }
+    return reply as Promise<RequestReply<M>>;
+  }
+
+  unwatch(uploadIds?: string[]): void {
+    this.send(uploadIds === undefined ? { type: 'unwatch' } : { type: 'unwatch', uploadIds });
+  }
+
+  ping(): Promise<number> {
+    const t = performance.now();
+    return new Promise((resolve) => {
+      this.pings.set(t, resolve);
+      this.send({ type: 'ping', t });
+    });
+  }
+
+  sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
+    const reply = this.chunks.add(uploadId);
+    if (this.socket?.readyState !== OPEN) {
+      this.chunks.rejectAll(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not open'));
+      return reply;
+    }
+    this.socket.send(encodeChunkFrame(uploadId, offset, data));
+    return reply;
+  }
+
+  close(): void {
+    this.ended = true;
+    this.socket?.close(1000, 'client closed');
+  }
+
+  private send(message: object): void {
+    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private receive(message: ServerMessage): void {
+    switch (message.type) {
+      case 'ack':
+        this.chunks.settle(message);
+        return;
+      case 'event':
+        this.options.handlers.event(message.event);
+        return;
+      case 'pong': {
+        const resolve = this.pings.get(message.t);
+        this.pings.delete(message.t);
+        resolve?.(performance.now() - message.t);
+        return;
+      }
+      case 'error':
+        if (this.requests.settle(message) || this.chunks.settle(message)) return;
+        this.options.handlers.error(message);
+        return;
+      default:
+        this.requests.settle(message);
+    }
+  }
+}
+
+/** The hub closes with 4000 + HTTP status and the error code as the reason. */
+function closeError(code: number, reason: string): UploadHubError {
+  if (isErrorCode(reason)) return new UploadHubError(reason);
+  return new UploadHubError('ERR_CONNECTION_LOST', `Connection closed (${code}${reason ? `: ${reason}` : ''})`);
+}

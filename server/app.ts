@@ -1,0 +1,73 @@
+/**
+ * Assembly: one HTTP server carrying express routes, raw WebSocket and Socket.IO, all on one
+ * UploadHub. `createHubServer` is what main.ts, the tests and the benchmarks start.
+ *
+ * @example
+ * const hub = await createHubServer({ options: { port: 0, dataDir: tmp } });
+ * console.log(hub.url); // http://127.0.0.1:54321
+ * await hub.close();
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import type { Logger } from 'pino';
+import { UploadHub, type UploadHubInit } from './core/UploadHub.js';
+import { createLogger } from './logger.js';
+import type { Transport, TransportFactory } from './transports/Transport.js';
+import { webSocketTransport } from './transports/ws.js';
+
+/** Every transport the hub serves, in the order they are attached. */
+export const TRANSPORTS: readonly TransportFactory[] = [webSocketTransport];
+
+export interface HubServerInit extends UploadHubInit {
+  logger?: Logger;
+  /** Defaults to TRANSPORTS. */
+  transports?: readonly TransportFactory[];
+}
+
+export interface HubServer {
+  hub: UploadHub;
+  server: HttpServer;
+  app: Express;
+  transports: readonly Transport[];
+  logger: Logger;
+  /** http://host:port of the listening server. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function createHubServer(init: HubServerInit = {}): Promise<HubServer> {
+  const logger = init.logger ?? createLogger();
+  const hub = new UploadHub(init);
+  await hub.start();
+  const app = express();
+  app.disable('x-powered-by');
+  const server = createServer(app);
+  const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(hub.options.port, hub.options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = hub.options.host.includes(':') ? `[${hub.options.host}]` : hub.options.host;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    hub, server, app, transports, logger, url, port,
+    close() {
+      closing ??= (async () => {
+        await Promise.all(transports.map((transport) => transport.close()));
+        await hub.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,597 @@
+/**
+ * The core: uploads, their state machine, offsets, processing and events. It knows no
+ * transport. Transports (ws, Socket.IO, HTTP) call it and forward what it publishes; every
+ * rule — limits, ownership, windows, state changes — lives here once.
+ *
+ * @example
+ * const hub = new UploadHub({ options: { dataDir: './data' } });
+ * await hub.start();
+ * const status = await hub.create(ANONYMOUS, { name: 'a.bin', size: 3 });
+ */
+import { randomBytes } from 'node:crypto';
+import { UploadHubError, toHubError, type ErrorCode } from '../../shared/errors.js';
+import {
+  isTerminalState,
+  type ChunkReply,
+  type CreateInput,
+  type HubEvent,
+  type HubEventBody,
+  type JsonValue,
+  type LogLevel,
+  type Phase,
+  type UploadState,
+  type UploadStatus,
+} from '../../shared/messages.js';
+import { processingPercent, RateMeter, uploadPercent, type ProgressPlan } from '../../shared/progress.js';
+import { resolveOptions, type HubOptions, type HubOptionsInput } from '../config.js';
+import { DiskStore } from '../store/DiskStore.js';
+import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
+import { Pipeline } from '../processing/Pipeline.js';
+import { ProcessingQueue, type ProcessingHost } from '../processing/ProcessingQueue.js';
+import type { Stage, StageUpload } from '../processing/Stage.js';
+import { ANONYMOUS, mayAccess, type Authenticate, type Principal } from './auth.js';
+import { EventBus } from './EventBus.js';
+import { LogLimiter } from './LogLimiter.js';
+import { Upload } from './Upload.js';
+
+/** Whoever writes an upload's bytes: a socket session, a multipart request. */
+export interface Attachment {
+  /** The hub took the upload away (cancel, failure, completion, another attachment resumed it). */
+  detached(uploadId: string, reason: UploadHubError | undefined): void;
+}
+
+export interface UploadHubInit {
+  options?: HubOptionsInput;
+  /** Defaults to a DiskStore on options.dataDir. */
+  store?: UploadStore;
+  /** Absent: every connection is ANONYMOUS. */
+  authenticate?: Authenticate;
+  /** Stages to run after the bytes are in. Absent or empty: uploads complete when the last byte is written. */
+  pipeline?: Pipeline | readonly Stage[];
+}
+
+export interface ListFilter {
+  state?: UploadState | readonly UploadState[];
+}
+
+/** Runtime view of an upload beyond its record: where its bar is. */
+interface Live {
+  upload: Upload;
+  plan: ProgressPlan;
+  stages: Stage[];
+  percent: number;
+  phase: Phase;
+  stage: string | undefined;
+  stagePercent: number | undefined;
+  queuePosition: number | undefined;
+  rate: RateMeter;
+  logs: LogLimiter;
+  finalizing: boolean;
+}
+
+function newId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export class UploadHub {
+  readonly options: HubOptions;
+  readonly store: UploadStore;
+  readonly events: EventBus;
+  readonly pipeline: Pipeline;
+  private readonly authenticateHook: Authenticate | undefined;
+  private readonly uploads = new Map<string, Live>();
+  private readonly processing: ProcessingQueue;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private started = false;
+  private closing = false;
+
+  constructor(init: UploadHubInit = {}) {
+    this.options = resolveOptions(init.options);
+    this.store = init.store ?? new DiskStore(this.options.dataDir);
+    this.authenticateHook = init.authenticate;
+    this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
+    this.events = new EventBus(this.options.eventHistorySize);
+    this.processing = new ProcessingQueue(this.processingHost(), {
+      concurrency: this.options.processingConcurrency,
+      stageTimeoutMs: this.options.stageTimeoutMs,
+      abortDeadlineMs: this.options.abortDeadlineMs,
+    });
+  }
+
+  /** Loads every stored upload: incomplete ones become resumable, interrupted processing restarts. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const record of await this.store.init()) {
+      const stored = isTerminalState(record.state) ? 0 : Math.min(await this.store.storedBytes(record.id), record.size);
+      const live = this.track(record, stored);
+      if (record.state === 'uploaded' || record.state === 'queued' || record.state === 'processing') {
+        // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
+        live.upload.committed = record.size;
+        live.upload.received = record.size;
+        record.state = 'uploaded';
+        this.enqueueProcessing(live);
+      } else if ((record.state === 'uploading' || record.state === 'created') && stored === record.size && record.size > 0) {
+        // Killed between the last write and finalizing: finish now.
+        void this.finalize(live);
+      }
+    }
+    const sweepEvery = Math.min(60_000, Math.max(1_000, Math.min(this.options.uploadTtlMs || 60_000, this.options.finishedRetentionMs || 60_000)));
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepEvery);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops processing and timers; incomplete uploads stay resumable on the next start. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.sweepTimer);
+    await this.processing.close();
+    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
+    await Promise.all(
+      [...this.uploads.values()].map(async (live) => {
+        const owner = live.upload.owner as Attachment | undefined;
+        live.upload.owner = undefined;
+        owner?.detached(live.upload.id, shutdown);
+        await live.upload.release().catch(() => undefined);
+      }),
+    );
+  }
+
+  async authenticate(token: string | undefined): Promise<Principal> {
+    if (!this.authenticateHook) return ANONYMOUS;
+    let principal: Principal | null;
+    try {
+      principal = await this.authenticateHook(token);
+    } catch (error) {
+      throw toHubError(error, 'ERR_UNAUTHORIZED');
+    }
+    if (!principal) throw new UploadHubError('ERR_UNAUTHORIZED', token ? 'Token refused' : 'A token is required');
+    return principal;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Uploads
+
+  async create(principal: Principal, input: CreateInput): Promise<UploadStatus> {
+    this.assertOpen();
+    if (input.size > this.options.maxFileSize) {
+      throw new UploadHubError('ERR_FILE_TOO_LARGE', `File of ${input.size} bytes exceeds maxFileSize ${this.options.maxFileSize}`);
+    }
+    const now = Date.now();
+    const record: UploadRecord = {
+      id: newId(),
+      name: input.name,
+      size: input.size,
+      mimeType: input.mimeType || 'application/octet-stream',
+      metadata: { ...(input.metadata ?? {}) },
+      owner: principal.id,
+      state: 'created',
+      createdAt: now,
+      updatedAt: now,
+      percent: 0,
+    };
+    if (input.sha256) record.expectedSha256 = input.sha256;
+    await this.store.save(record);
+    const live = this.track(record, 0);
+    const status = this.statusOf(live);
+    this.publish({ type: 'created', uploadId: record.id, upload: status });
+    return status;
+  }
+
+  /** Status for a principal; ERR_NOT_FOUND when the upload is unknown or invisible to it. */
+  status(principal: Principal, id: string): UploadStatus {
+    return this.statusOf(this.visible(principal, id));
+  }
+
+  list(principal: Principal, filter: ListFilter = {}): UploadStatus[] {
+    const states = filter.state === undefined ? undefined : new Set<UploadState>(typeof filter.state === 'string' ? [filter.state] : filter.state);
+    const out: UploadStatus[] = [];
+    for (const live of this.uploads.values()) {
+      if (!mayAccess(principal, live.upload.record.owner)) continue;
+      if (states && !states.has(live.upload.record.state)) continue;
+      out.push(this.statusOf(live));
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** Whether `principal` may see this upload's events. */
+  canSee(principal: Principal, uploadId: string): boolean {
+    const live = this.uploads.get(uploadId);
+    return live !== undefined && mayAccess(principal, live.upload.record.owner);
+  }
+
+  /**
+   * Makes `attachment` the one writer of an upload (taking it from any previous one, as when a
+   * client resumes on a new connection) and returns where to continue.
+   */
+  async attach(principal: Principal, id: string, attachment: Attachment): Promise<{ upload: UploadStatus; offset: number; window: number }> {
+    this.assertOpen();
+    const live = this.owned(principal, id);
+    const { upload } = live;
+    const previous = upload.owner as Attachment | undefined;
+    if (previous && previous !== attachment) {
+      upload.owner = undefined;
+      previous.detached(id, undefined);
+    }
+    if (isTerminalState(upload.record.state) || upload.complete) {
+      // Nothing left to send: the caller gets the status and waits for (or already has) the end.
+      return { upload: this.statusOf(live), offset: upload.committed, window: 0 };
+    }
+    upload.owner = attachment;
+    // Bytes a previous connection left in the queue are written before the new one continues.
+    await upload.settled();
+    await upload.open();
+    if (upload.owner !== attachment) throw new UploadHubError('ERR_UPLOAD_STATE', 'The upload was taken over or ended while resuming');
+    upload.record.updatedAt = Date.now();
+    const window = this.windowSize();
+    upload.limit = upload.committed;
+    upload.grant(window);
+    if (upload.record.size === 0) void this.finalize(live);
+    return { upload: this.statusOf(live), offset: upload.committed, window };
+  }
+
+  /** Releases the upload if `attachment` still holds it; it stays resumable. */
+  async detach(id: string, attachment: Attachment): Promise<void> {
+    const live = this.uploads.get(id);
+    if (!live || live.upload.owner !== attachment) return;
+    live.upload.owner = undefined;
+    if (!live.finalizing) await live.upload.release().catch(() => undefined);
+  }
+
+  /**
+   * Applies the offset rules to one chunk and resolves, once its bytes are committed, with the
+   * reply for the sender: an ack carrying the committed offset and the window, or an error.
+   */
+  async receive(attachment: Attachment, id: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
+    const live = this.uploads.get(id);
+    const fail = (code: ErrorCode, message?: string, committed?: number): ChunkReply => {
+      const reply: ChunkReply = { type: 'error', code, message: message ?? new UploadHubError(code).message, uploadId: id, chunkOffset: offset };
+      if (committed !== undefined) reply.offset = committed;
+      return reply;
+    };
+    if (!live) return fail('ERR_NOT_FOUND', `No upload ${id}`);
+    const { upload } = live;
+    if (data.byteLength > this.options.maxChunkSize) {
+      return fail('ERR_CHUNK_TOO_LARGE', `Chunk of ${data.byteLength} bytes exceeds maxChunkSize ${this.options.maxChunkSize}`, upload.committed);
+    }
+    if (upload.record.state === 'cancelled') return fail('ERR_CANCELLED', undefined, upload.committed);
+    if (isTerminalState(upload.record.state)) return fail('ERR_UPLOAD_STATE', `Upload is ${upload.record.state}`, upload.committed);
+    if (upload.owner !== attachment) return fail('ERR_NOT_ATTACHED', undefined, upload.committed);
+    const outcome = upload.accept(offset, data);
+    if (outcome.status === 'rejected') return fail(outcome.error.code, outcome.error.message, upload.committed);
+    if (outcome.status === 'accepted' && upload.record.state === 'created') {
+      upload.record.state = 'uploading';
+      this.persist(live);
+      this.publish({ type: 'uploading', uploadId: id, bytes: upload.committed });
+    }
+    try {
+      await outcome.committed;
+    } catch (error) {
+      const hubError = toHubError(error);
+      return fail(hubError.code, hubError.message, upload.committed);
+    }
+    const window = upload.owner === attachment ? this.windowSize() : 0;
+    upload.grant(window);
+    return { type: 'ack', uploadId: id, chunkOffset: offset, status: outcome.status, offset: upload.committed, window };
+  }
+
+  /**
+   * Cancels an upload wherever it is: receiving stops, a running stage's signal fires and is
+   * awaited (up to abortDeadlineMs), bytes and outputs are deleted, `cancelled` is published.
+   * Idempotent: cancelling a finished upload returns its status unchanged.
+   */
+  async cancel(principal: Principal, id: string): Promise<UploadStatus> {
+    const live = this.owned(principal, id);
+    const { upload } = live;
+    if (isTerminalState(upload.record.state)) return this.statusOf(live);
+    const stopped = await this.processing.cancel(id);
+    if (isTerminalState(upload.record.state)) return this.statusOf(live);
+    const error = new UploadHubError('ERR_CANCELLED');
+    const stage = stopped?.stage;
+    this.endAttachment(live, error);
+    await upload.abort(error);
+    await this.store.removeData(id);
+    if (stage !== undefined) upload.record.stage = stage;
+    this.setState(live, 'cancelled', stage === undefined ? {} : { stage });
+    return this.statusOf(live);
+  }
+
+  /** Writes a stage's log line, limited to logLinesPerSecond per upload. */
+  log(id: string, level: LogLevel, text: string, stage?: string): void {
+    const live = this.uploads.get(id);
+    if (!live || isTerminalState(live.upload.record.state)) return;
+    const dropped = live.logs.admit(Date.now());
+    if (dropped === false) return;
+    if (dropped > 0) this.publish({ type: 'log', uploadId: id, level: 'warn', text: `${dropped} log lines dropped (limit ${this.options.logLinesPerSecond}/s)` });
+    this.publish(stage === undefined ? { type: 'log', uploadId: id, level, text } : { type: 'log', uploadId: id, level, text, stage });
+  }
+
+  /** Active = not terminal. For metrics and the dashboard. */
+  counts(): Record<UploadState, number> {
+    const counts = { created: 0, uploading: 0, uploaded: 0, queued: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, expired: 0 };
+    for (const live of this.uploads.values()) counts[live.upload.record.state]++;
+    return counts;
+  }
+
+  /** Bytes accepted but not yet written, across all uploads: bounded by maxBufferedBytes. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const live of this.uploads.values()) total += live.upload.buffered;
+    return total;
+  }
+
+  /** The stored bytes of a completed upload, for routes that serve them. */
+  dataPath(id: string): string {
+    return this.store.dataPath(id);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals
+
+  private assertOpen(): void {
+    if (this.closing) throw new UploadHubError('ERR_SHUTTING_DOWN');
+    if (!this.started) throw new UploadHubError('ERR_INTERNAL', 'UploadHub.start() was not awaited');
+  }
+
+  private visible(principal: Principal, id: string): Live {
+    const live = this.uploads.get(id);
+    // An upload the principal may not see is reported as missing: ids are not to be probed.
+    if (!live || !mayAccess(principal, live.upload.record.owner)) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
+    return live;
+  }
+
+  /** Like visible(), but a visible upload of another principal is ERR_FORBIDDEN (the caller knows the id). */
+  private owned(principal: Principal, id: string): Live {
+    const live = this.uploads.get(id);
+    if (!live) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
+    if (!mayAccess(principal, live.upload.record.owner)) throw new UploadHubError('ERR_FORBIDDEN', `Upload ${id} belongs to another principal`);
+    return live;
+  }
+
+  private track(record: UploadRecord, committed: number): Live {
+    const stages = this.pipeline.plan(record);
+    const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
+    const upload = new Upload(record, committed, this.store, () => this.onCommit(live));
+    const live: Live = {
+      upload,
+      plan,
+      stages,
+      percent: record.percent ?? uploadPercent(plan, committed, record.size),
+      phase: 'upload',
+      stage: record.stage,
+      stagePercent: undefined,
+      queuePosition: undefined,
+      rate: new RateMeter(),
+      logs: new LogLimiter(this.options.logLinesPerSecond),
+      finalizing: false,
+    };
+    this.uploads.set(record.id, live);
+    return live;
+  }
+
+  private windowSize(): number {
+    let attached = 0;
+    for (const live of this.uploads.values()) if (live.upload.owner) attached++;
+    const share = Math.floor(this.options.maxBufferedBytes / Math.max(1, attached));
+    return Math.min(this.options.uploadWindow, Math.max(this.options.minWindow, share));
+  }
+
+  private onCommit(live: Live): void {
+    const { upload } = live;
+    const now = Date.now();
+    upload.record.updatedAt = now;
+    live.rate.sample(now, upload.committed);
+    this.advance(live, uploadPercent(live.plan, upload.committed, upload.record.size));
+    this.publishProgress(live);
+    if (upload.complete && !live.finalizing) void this.finalize(live);
+  }
+
+  /** The bar never goes back. */
+  private advance(live: Live, percent: number): void {
+    live.percent = Math.max(live.percent, percent);
+  }
+
+  private publishProgress(live: Live): void {
+    const { upload } = live;
+    const body: HubEventBody = {
+      type: 'progress',
+      uploadId: upload.id,
+      bytes: upload.committed,
+      total: upload.record.size,
+      percent: live.percent,
+      phase: live.phase,
+      bytesPerSecond: live.phase === 'upload' ? Math.round(live.rate.rate()) : 0,
+      etaSeconds: live.phase === 'upload' ? live.rate.eta(upload.committed, upload.record.size) : live.rate.eta(live.percent, 100),
+    };
+    if (live.stage !== undefined && live.phase === 'processing') {
+      body.stage = live.stage;
+      body.stagePercent = live.stagePercent ?? 0;
+    }
+    this.publish(body);
+  }
+
+  private async finalize(live: Live): Promise<void> {
+    if (live.finalizing) return;
+    live.finalizing = true;
+    const { upload } = live;
+    try {
+      await upload.open();
+      await upload.settled();
+      if (isTerminalState(upload.record.state)) return;
+      const sha256 = upload.digest();
+      this.endAttachment(live, undefined);
+      await upload.release();
+      if (isTerminalState(upload.record.state)) return;
+      upload.record.sha256 = sha256;
+      if (upload.record.expectedSha256 && upload.record.expectedSha256 !== sha256) {
+        await this.fail(live, new UploadHubError('ERR_CHECKSUM_MISMATCH', `Received bytes hash to ${sha256}, not the declared ${upload.record.expectedSha256}`));
+        return;
+      }
+      this.setState(live, 'uploaded', { bytes: upload.committed, sha256 });
+      this.enqueueProcessing(live);
+    } catch (error) {
+      await this.fail(live, toHubError(error));
+    }
+  }
+
+  private enqueueProcessing(live: Live): void {
+    const { upload } = live;
+    const record = upload.record;
+    if (live.stages.length === 0) {
+      this.setState(live, 'completed', {});
+      return;
+    }
+    const stageUpload: StageUpload = {
+      id: record.id, name: record.name, size: record.size, mimeType: record.mimeType, metadata: record.metadata, sha256: record.sha256 ?? '',
+    };
+    this.processing.enqueue({
+      upload: stageUpload,
+      stages: live.stages,
+      path: this.store.dataPath(record.id),
+      createReadStream: () => this.store.createReadStream(record.id),
+      outputDir: () => this.store.outputDir(record.id),
+    });
+  }
+
+  private processingHost(): ProcessingHost {
+    const active = (id: string): Live | undefined => {
+      const live = this.uploads.get(id);
+      return live && !isTerminalState(live.upload.record.state) ? live : undefined;
+    };
+    return {
+      queued: (id, position) => {
+        const live = active(id);
+        if (!live || live.queuePosition === position) return;
+        live.queuePosition = position;
+        this.setState(live, 'queued', { position });
+      },
+      started: (id) => {
+        const live = active(id);
+        if (!live) return;
+        live.queuePosition = undefined;
+        live.phase = 'processing';
+        this.setState(live, 'processing', {});
+      },
+      stageStarted: (id, index, stage, count) => {
+        const live = active(id);
+        if (!live) return;
+        live.stage = stage.name;
+        live.stagePercent = 0;
+        live.rate.reset();
+        this.publish({ type: 'stage', uploadId: id, stage: stage.name, index, count });
+        this.advance(live, processingPercent(live.plan, index, 0));
+        this.publishProgress(live);
+      },
+      stageProgress: (id, index, stageFraction) => {
+        const live = active(id);
+        if (!live) return;
+        live.stagePercent = Math.round(stageFraction * 10000) / 100;
+        this.advance(live, processingPercent(live.plan, index, stageFraction));
+        live.rate.sample(Date.now(), live.percent);
+        this.publishProgress(live);
+      },
+      log: (id, level, text, stage) => this.log(id, level, text, stage),
+      completed: (id, result) => {
+        const live = active(id);
+        if (!live) return;
+        live.stagePercent = 100;
+        this.advance(live, 100);
+        this.publishProgress(live);
+        live.upload.record.result = result;
+        this.setState(live, 'completed', { result });
+      },
+      failed: (id, error) => {
+        const live = active(id);
+        if (live) void this.fail(live, error);
+      },
+    };
+  }
+
+  private async fail(live: Live, error: UploadHubError): Promise<void> {
+    if (isTerminalState(live.upload.record.state)) return;
+    this.endAttachment(live, error);
+    await live.upload.abort(error);
+    // Partial bytes and outputs of a failed upload are of no use to anyone; keep the record.
+    await this.store.removeData(live.upload.id).catch(() => undefined);
+    const info = error.toJSON();
+    live.upload.record.error = info;
+    if (error.stage !== undefined) live.upload.record.stage = error.stage;
+    this.setState(live, 'failed', { error: info });
+  }
+
+  /** Tells the attached writer it no longer holds the upload. */
+  private endAttachment(live: Live, reason: UploadHubError | undefined): void {
+    const owner = live.upload.owner as Attachment | undefined;
+    live.upload.owner = undefined;
+    owner?.detached(live.upload.id, reason);
+  }
+
+  private setState(live: Live, state: UploadState, extra: Record<string, JsonValue | undefined>): void {
+    const record = live.upload.record;
+    record.state = state;
+    record.updatedAt = Date.now();
+    if (state === 'completed') this.advance(live, 100);
+    this.persist(live);
+    this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
+  }
+
+  private persist(live: Live): void {
+    live.upload.record.percent = live.percent;
+    this.store.save(live.upload.record).catch(() => {
+      // The in-memory state is still right; the next save will carry it.
+    });
+  }
+
+  private publish(body: HubEventBody): HubEvent {
+    return this.events.publish(body);
+  }
+
+  private statusOf(live: Live): UploadStatus {
+    const { record } = live.upload;
+    const status: UploadStatus = {
+      id: record.id,
+      name: record.name,
+      size: record.size,
+      mimeType: record.mimeType,
+      metadata: record.metadata,
+      owner: record.owner,
+      state: record.state,
+      bytes: live.upload.committed,
+      percent: live.percent,
+      phase: live.phase,
+      createdAt: record.createdAt,
+      updatedAt: record.updatedAt,
+    };
+    const stage = live.stage ?? record.stage;
+    if (stage !== undefined) status.stage = stage;
+    if (live.stagePercent !== undefined) status.stagePercent = live.stagePercent;
+    if (live.queuePosition !== undefined) status.queuePosition = live.queuePosition;
+    if (record.sha256) status.sha256 = record.sha256;
+    if (record.error) status.error = record.error;
+    if (record.result !== undefined) status.result = record.result;
+    return status;
+  }
+
+  /** Expires abandoned incomplete uploads and forgets old finished ones. */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    for (const live of [...this.uploads.values()]) {
+      const record = live.upload.record;
+      if (isTerminalState(record.state)) {
+        if (this.options.finishedRetentionMs > 0 && now - record.updatedAt > this.options.finishedRetentionMs) {
+          this.uploads.delete(record.id);
+          await this.store.remove(record.id).catch(() => undefined);
+        }
+      } else if (
+        this.options.uploadTtlMs > 0 && !live.upload.owner && (record.state === 'created' || record.state === 'uploading') &&
+        now - record.updatedAt > this.options.uploadTtlMs
+      ) {
+        await live.upload.abort(new UploadHubError('ERR_EXPIRED'));
+        await this.store.removeData(record.id).catch(() => undefined);
+        record.error = new UploadHubError('ERR_EXPIRED').toJSON();
+        this.setState(live, 'expired', {});
+      }
+    }
+  }
+}

@@ -1,0 +1,14 @@
+/** `upload-hub/server`: the hub, its stores, processing API and example stages. */
+export { createHubServer, TRANSPORTS, type HubServer, type HubServerInit } from './app.js';
+export { UploadHub, type UploadHubInit, type Attachment, type ListFilter } from './core/UploadHub.js';
+export { Session, type SessionSink } from './core/Session.js';
+export { ANONYMOUS, mayAccess, type Authenticate, type Principal } from './core/auth.js';
+export { EventBus, Subscription } from './core/EventBus.js';
+export { resolveOptions, derivedLimits, type HubOptions, type HubOptionsInput } from './config.js';
+export { DiskStore } from './store/DiskStore.js';
+export type { UploadStore, UploadRecord, ByteWriter } from './store/UploadStore.js';
+export { Pipeline } from './processing/Pipeline.js';
+export type { Stage, StageContext, StageUpload } from './processing/Stage.js';
+export { gzipStage, importRowsStage, defaultPipeline } from './processors/index.js';
+export type { Transport, TransportContext, TransportFactory } from './transports/Transport.js';
+export { UploadHubError, ERROR_CODES, type ErrorCode } from '../shared/errors.js';

@@ -1,0 +1,163 @@
+/**
+ * The default store: one directory. `uploads/<id>.json` is the record (replaced atomically by
+ * write-then-rename), `uploads/<id>.data` the bytes, `outputs/<id>/` what processing made.
+ * Ids are server-generated and checked against UPLOAD_ID_PATTERN before they touch a path;
+ * client file names never do.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { UPLOAD_ID_PATTERN } from '../../shared/messages.js';
+import type { ByteWriter, UploadRecord, UploadStore } from './UploadStore.js';
+
+/** Read buffer for streams over stored files; Node's 16 KiB default costs several times the CPU. */
+const READ_HIGH_WATER_MARK = 1024 * 1024;
+
+function assertId(id: string): string {
+  if (!UPLOAD_ID_PATTERN.test(id)) throw new Error(`Refusing unsafe upload id ${JSON.stringify(id)}`);
+  return id;
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+class FileByteWriter implements ByteWriter {
+  constructor(private readonly handle: FileHandle) {}
+
+  async write(chunks: readonly Uint8Array[], position: number): Promise<number> {
+    let written = 0;
+    let pending = [...chunks];
+    // writev may write fewer bytes than asked; loop until all are down.
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.handle.writev(pending, position + written);
+      written += bytesWritten;
+      let skip = bytesWritten;
+      const rest: Uint8Array[] = [];
+      for (const chunk of pending) {
+        if (skip >= chunk.byteLength) skip -= chunk.byteLength;
+        else {
+          rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+          skip = 0;
+        }
+      }
+      pending = rest;
+    }
+    return written;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.handle.sync();
+    } finally {
+      await this.handle.close();
+    }
+  }
+}
+
+export class DiskStore implements UploadStore {
+  readonly root: string;
+  private readonly uploadsDir: string;
+  private readonly outputsDir: string;
+  /** Saves of one record run one after another, so the last save wins. */
+  private readonly saving = new Map<string, Promise<void>>();
+
+  constructor(dataDir: string) {
+    this.root = resolve(dataDir);
+    this.uploadsDir = join(this.root, 'uploads');
+    this.outputsDir = join(this.root, 'outputs');
+  }
+
+  async init(): Promise<UploadRecord[]> {
+    await mkdir(this.uploadsDir, { recursive: true });
+    await mkdir(this.outputsDir, { recursive: true });
+    const records: UploadRecord[] = [];
+    for (const name of await readdir(this.uploadsDir)) {
+      if (name.includes('.json.tmp-')) {
+        await rm(join(this.uploadsDir, name), { force: true });
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      try {
+        records.push(JSON.parse(await readFile(join(this.uploadsDir, name), 'utf8')) as UploadRecord);
+      } catch {
+        // A record that cannot be read is left for an operator rather than deleted.
+      }
+    }
+    return records;
+  }
+
+  save(record: UploadRecord): Promise<void> {
+    const id = assertId(record.id);
+    const text = JSON.stringify(record);
+    const previous = this.saving.get(id) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const temp = join(this.uploadsDir, `${id}.json.tmp-${randomBytes(4).toString('hex')}`);
+      await writeFile(temp, text);
+      await rename(temp, this.recordPath(id));
+    });
+    const tracked = next.finally(() => {
+      if (this.saving.get(id) === tracked) this.saving.delete(id);
+    });
+    this.saving.set(id, tracked);
+    return next;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.saving.get(assertId(id))?.catch(() => undefined);
+    await this.removeData(id);
+    await rm(this.recordPath(id), { force: true });
+  }
+
+  async removeData(id: string): Promise<void> {
+    await rm(this.dataPath(id), { force: true });
+    await rm(join(this.outputsDir, assertId(id)), { recursive: true, force: true });
+  }
+
+  async storedBytes(id: string): Promise<number> {
+    try {
+      return (await stat(this.dataPath(id))).size;
+    } catch (error) {
+      if (isNotFound(error)) return 0;
+      throw error;
+    }
+  }
+
+  async openWriter(id: string, offset: number): Promise<ByteWriter> {
+    // 'a' would ignore positions on Linux; 'r+' needs the file to exist, so create it first.
+    const path = this.dataPath(id);
+    await (await open(path, 'a')).close();
+    const handle = await open(path, 'r+');
+    try {
+      await handle.truncate(offset);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return new FileByteWriter(handle);
+  }
+
+  createReadStream(id: string, range: { start?: number; end?: number } = {}): Readable {
+    const options: { highWaterMark: number; start?: number; end?: number } = { highWaterMark: READ_HIGH_WATER_MARK };
+    if (range.start !== undefined) options.start = range.start;
+    // fs ranges are inclusive; ours are half-open.
+    if (range.end !== undefined) options.end = range.end - 1;
+    return createReadStream(this.dataPath(id), options);
+  }
+
+  dataPath(id: string): string {
+    return join(this.uploadsDir, `${assertId(id)}.data`);
+  }
+
+  async outputDir(id: string): Promise<string> {
+    const dir = join(this.outputsDir, assertId(id));
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  private recordPath(id: string): string {
+    return join(this.uploadsDir, `${assertId(id)}.json`);
+  }
+}

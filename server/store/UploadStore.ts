@@ -1,0 +1,59 @@
+/**
+ * Where an upload's bytes and state live. The core talks only to this interface; the disk
+ * store is the default, and every store runs the same conformance suite
+ * (test/integration/store.conformance.test.ts).
+ */
+import type { Readable } from 'node:stream';
+import type { ErrorInfo, JsonValue, UploadState } from '../../shared/messages.js';
+
+/** The durable part of an upload: everything needed to resume it after a restart. */
+export interface UploadRecord {
+  id: string;
+  name: string;
+  size: number;
+  mimeType: string;
+  metadata: Record<string, string>;
+  owner: string;
+  state: UploadState;
+  /** sha256 the client declared, checked when the last byte is in. */
+  expectedSha256?: string;
+  /** sha256 of the received bytes, once all are in. */
+  sha256?: string;
+  createdAt: number;
+  updatedAt: number;
+  error?: ErrorInfo;
+  result?: JsonValue;
+  /** Stage the upload was in when it stopped (failed or cancelled while processing). */
+  stage?: string;
+  /** Overall percent when last saved, so a restarted hub reports where it was. */
+  percent?: number;
+}
+
+/** Appends bytes to one upload's data. */
+export interface ByteWriter {
+  /** Writes `chunks` back to back starting at `position`; resolves with the bytes written. */
+  write(chunks: readonly Uint8Array[], position: number): Promise<number>;
+  /** Flushes to stable storage and releases the handle. */
+  close(): Promise<void>;
+}
+
+export interface UploadStore {
+  /** Prepares storage and returns every record it holds. */
+  init(): Promise<UploadRecord[]>;
+  /** Persists a record atomically: a crash leaves the old or the new one, never a torn one. */
+  save(record: UploadRecord): Promise<void>;
+  /** Deletes record, bytes and outputs. */
+  remove(id: string): Promise<void>;
+  /** Deletes bytes and outputs, keeps the record (a cancelled upload stays visible). */
+  removeData(id: string): Promise<void>;
+  /** Bytes stored for the upload so far. */
+  storedBytes(id: string): Promise<number>;
+  /** Opens the upload's data for appending at `offset`; anything stored past it is discarded. */
+  openWriter(id: string, offset: number): Promise<ByteWriter>;
+  /** Reads stored bytes [start, end). */
+  createReadStream(id: string, range?: { start?: number; end?: number }): Readable;
+  /** A local path to the complete file, for processing stages that need one. */
+  dataPath(id: string): string;
+  /** A directory a processing stage may write its outputs to; removed with the upload. */
+  outputDir(id: string): Promise<string>;
+}

@@ -1,0 +1,25 @@
+/**
+ * A transport translates between a wire and the core. It is created with the hub and the HTTP
+ * server it rides on, and is closed before the hub. Adding one touches app.ts's list, never the core.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import type { UploadHub } from '../core/UploadHub.js';
+
+export interface TransportContext {
+  hub: UploadHub;
+  server: HttpServer;
+  app: Express;
+  logger: Logger;
+}
+
+export interface Transport {
+  readonly name: string;
+  /** Live connections or streams, for metrics and leak checks. */
+  connections(): number;
+  /** Ends every connection and releases every listener. */
+  close(): Promise<void>;
+}
+
+export type TransportFactory = (context: TransportContext) => Transport;

@@ -1,0 +1,122 @@
+/**
+ * The one throttle every subscriber uses (socket, Socket.IO room, SSE, NDJSON), per upload:
+ *
+ * - progress at most once per `intervalMs` and only in steps of at least `minStepPercent`;
+ * - held progress is coalesced to the latest and sent when the interval has passed;
+ * - always the first progress, the 100% one, and the first of a new phase;
+ * - every non-progress event (state, stage, log) passes at once, after any held progress, so
+ *   order is kept and a terminal event is never dropped;
+ * - while the consumer reports itself blocked (a socket not draining), progress is held, not
+ *   queued: a slow consumer gets fewer events, never a growing buffer. `flush()` on drain.
+ */
+import { isTerminalState, type HubEvent, type ProgressEvent } from './messages.js';
+
+export interface ThrottleOptions {
+  /** Minimum time between two progress events of one upload, in ms. 0 turns time throttling off. Default 100 (10/s). */
+  intervalMs: number;
+  /** Minimum step between two progress events of one upload, in percent. 0 turns it off. Default 1. */
+  minStepPercent: number;
+}
+
+export const DEFAULT_THROTTLE: Readonly<ThrottleOptions> = Object.freeze({ intervalMs: 100, minStepPercent: 1 });
+
+interface UploadThrottleState {
+  lastAt: number;
+  lastPercent: number;
+  lastPhase: ProgressEvent['phase'] | undefined;
+  pending: ProgressEvent | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+export class EventThrottle {
+  private readonly states = new Map<string, UploadThrottleState>();
+  private closed = false;
+
+  /**
+   * @param emit       receives every event that passes, in order
+   * @param options    see ThrottleOptions
+   * @param isBlocked  true while the consumer cannot take more; progress is then held
+   */
+  constructor(
+    private readonly emit: (event: HubEvent) => void,
+    private readonly options: ThrottleOptions = DEFAULT_THROTTLE,
+    private readonly isBlocked: () => boolean = () => false,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  push(event: HubEvent): void {
+    if (this.closed) return;
+    if (event.type !== 'progress') {
+      const state = this.states.get(event.uploadId);
+      if (state?.pending) this.send(state, state.pending);
+      this.emit(event);
+      if (isTerminalState(event.type)) this.forget(event.uploadId);
+      return;
+    }
+    let state = this.states.get(event.uploadId);
+    if (!state) {
+      state = { lastAt: 0, lastPercent: 0, lastPhase: undefined, pending: undefined, timer: undefined };
+      this.states.set(event.uploadId, state);
+      this.send(state, event);
+      return;
+    }
+    if (event.percent >= 100 || event.phase !== state.lastPhase) {
+      this.send(state, event);
+      return;
+    }
+    state.pending = event;
+    if (this.isBlocked() || event.percent - state.lastPercent < this.options.minStepPercent) return;
+    const wait = state.lastAt + this.options.intervalMs - this.now();
+    if (wait <= 0) this.send(state, event);
+    else state.timer ??= setTimeout(() => this.onTimer(state), wait);
+  }
+
+  /** Sends held progress now; call when a blocked consumer drains. */
+  flush(): void {
+    for (const state of this.states.values()) {
+      if (state.pending && state.pending.percent - state.lastPercent >= this.options.minStepPercent) this.send(state, state.pending);
+    }
+  }
+
+  /** Stops all timers; nothing is emitted afterwards. */
+  close(): void {
+    this.closed = true;
+    for (const uploadId of [...this.states.keys()]) this.forget(uploadId);
+  }
+
+  /** Stops tracking one upload (its subscriber stopped watching it). */
+  forget(uploadId: string): void {
+    const state = this.states.get(uploadId);
+    if (state?.timer) clearTimeout(state.timer);
+    this.states.delete(uploadId);
+  }
+
+  /** Timers currently armed; for leak checks. */
+  get pendingTimers(): number {
+    let count = 0;
+    for (const state of this.states.values()) if (state.timer) count++;
+    return count;
+  }
+
+  get trackedUploads(): number {
+    return this.states.size;
+  }
+
+  private onTimer(state: UploadThrottleState): void {
+    state.timer = undefined;
+    if (this.closed || !state.pending || this.isBlocked()) return;
+    this.send(state, state.pending);
+  }
+
+  private send(state: UploadThrottleState, event: ProgressEvent): void {
+    if (state.timer) {
+      clearTimeout(state.timer);
+      state.timer = undefined;
+    }
+    state.pending = undefined;
+    state.lastAt = this.now();
+    state.lastPercent = event.percent;
+    state.lastPhase = event.phase;
+    this.emit(event);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Test helpers, one file: hubs on port 0 in temp dirs, random files, hashes, event waiting.
+ * Everything started here is registered for clean-up with `afterEach`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import { pino } from 'pino';
+import { createHubServer, type HubServer, type HubServerInit } from '../server/app.js';
+import { UploadClient } from '../client/node.js';
+import type { UploadClientOptions } from '../client/UploadClient.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+
+/** Runs `fn` after the current test, last registered first. */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+afterEach(async () => {
+  while (cleanups.length > 0) await (cleanups.pop() as () => Promise<void> | void)();
+});
+
+export async function tempDir(prefix = 'upload-hub-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export const silentLogger = pino({ level: 'silent' });
+
+/** A hub on 127.0.0.1:0 with its own data directory, closed after the test. */
+export async function startHub(init: HubServerInit = {}): Promise<HubServer & { dataDir: string }> {
+  const dataDir = init.options?.dataDir ?? (await tempDir());
+  const hub = await createHubServer({ logger: silentLogger, ...init, options: { port: 0, host: '127.0.0.1', ...init.options, dataDir } });
+  onCleanup(() => hub.close());
+  return Object.assign(hub, { dataDir });
+}
+
+export function startClient(options: UploadClientOptions): UploadClient {
+  const client = new UploadClient(options);
+  onCleanup(() => client.close());
+  return client;
+}
+
+/** A file of `size` random bytes, written in 1 MiB pieces; returns its path and sha256. */
+export async function randomFile(size: number, dir?: string): Promise<{ path: string; sha256: string; size: number }> {
+  const path = join(dir ?? (await tempDir()), `random-${size}.bin`);
+  const handle = await open(path, 'w');
+  const hash = createHash('sha256');
+  try {
+    for (let written = 0; written < size; ) {
+      const piece = randomBytes(Math.min(1024 * 1024, size - written));
+      hash.update(piece);
+      await handle.write(piece);
+      written += piece.byteLength;
+    }
+  } finally {
+    await handle.close();
+  }
+  return { path, sha256: hash.digest('hex'), size };
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(piece as Buffer);
+  return hash.digest('hex');
+}
+
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Resolves with the first value `subscribe` reports that passes `test`. */
+export function waitFor<T>(subscribe: (listener: (value: T) => void) => () => void, test: (value: T) => boolean = () => true): Promise<T> {
+  return new Promise((resolve) => {
+    const off = subscribe((value) => {
+      if (!test(value)) return;
+      off();
+      resolve(value);
+    });
+  });
+}
