@@ -277,6 +277,34 @@ export class UploadHub {
   }
 
   /**
+   * For writers that learn the exact size only at the end (a multipart part): the stream ended,
+   * so the upload is as long as what was committed. Finalizes it (hash check, processing).
+   * The size given at create must have been an upper bound.
+   */
+  async endOfStream(attachment: Attachment, id: string): Promise<void> {
+    const live = this.uploads.get(id);
+    if (!live || live.upload.owner !== attachment) throw new UploadHubError('ERR_NOT_ATTACHED');
+    await live.upload.settled();
+    if (isTerminalState(live.upload.record.state)) return;
+    if (live.upload.committed !== live.upload.record.size) {
+      live.upload.record.size = live.upload.committed;
+      this.advance(live, uploadPercent(live.plan, live.upload.committed, live.upload.committed));
+      this.publishProgress(live);
+    }
+    await this.finalize(live);
+  }
+
+  /**
+   * Ends an upload its writer cannot complete (a multipart part over the limit, an aborted
+   * request): bytes are removed and the upload fails with `error`'s code.
+   */
+  async abort(attachment: Attachment, id: string, error: UploadHubError): Promise<void> {
+    const live = this.uploads.get(id);
+    if (!live || live.upload.owner !== attachment) return;
+    await this.fail(live, error);
+  }
+
+  /**
    * Cancels an upload wherever it is: receiving stops, a running stage's signal fires and is
    * awaited (up to abortDeadlineMs), bytes and outputs are deleted, `cancelled` is published.
    * Idempotent: cancelling a finished upload returns its status unchanged.
