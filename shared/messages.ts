@@ -7,7 +7,7 @@
  * Chunks are not control messages: on raw WebSocket they travel as the binary frame of
  * `frame.ts`; on Socket.IO as a binary attachment of the `chunk` event.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CODE_LIST, type ErrorCode } from './errors.js';
 
 /** Bumped on any incompatible change to a message or the binary frame. */
@@ -194,9 +194,11 @@ export const errorMessage = z.object({
   offset: offset.optional(),
 });
 export const pongMessage = z.object({ type: z.literal('pong'), t: z.number() });
+/** Reply to a cancel that carried a reqId: the upload's status afterwards. */
+export const statusMessage = z.object({ type: z.literal('status'), reqId, upload: uploadStatus });
 
 export const serverMessage = z.discriminatedUnion('type', [
-  welcomeMessage, attachedMessage, ackMessage, eventMessage, watchingMessage, errorMessage, pongMessage,
+  welcomeMessage, attachedMessage, ackMessage, eventMessage, watchingMessage, errorMessage, pongMessage, statusMessage,
 ]);
 export type ServerMessage = z.infer<typeof serverMessage>;
 export type AckMessage = z.infer<typeof ackMessage>;
@@ -204,5 +206,6 @@ export type ErrorMessage = z.infer<typeof errorMessage>;
 export type AttachedMessage = z.infer<typeof attachedMessage>;
 export type WelcomeMessage = z.infer<typeof welcomeMessage>;
 export type WatchingMessage = z.infer<typeof watchingMessage>;
+export type StatusMessage = z.infer<typeof statusMessage>;
 /** What a chunk is answered with: an ack, or an error naming the chunk. */
 export type ChunkReply = AckMessage | ErrorMessage;

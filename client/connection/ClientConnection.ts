@@ -8,6 +8,7 @@ import type {
   ChunkReply,
   ErrorMessage,
   HubEvent,
+  StatusMessage,
   WatchingMessage,
   WelcomeMessage,
 } from '../../shared/messages.js';
@@ -19,7 +20,7 @@ export type RequestMessage =
   | { type: 'cancel'; uploadId: string }
   | { type: 'watch'; uploadIds?: string[] };
 
-export type RequestReply<M extends RequestMessage> = M['type'] extends 'watch' ? WatchingMessage : M['type'] extends 'cancel' ? void : AttachedMessage;
+export type RequestReply<M extends RequestMessage> = M['type'] extends 'watch' ? WatchingMessage : M['type'] extends 'cancel' ? StatusMessage : AttachedMessage;
 
 export interface ConnectionHandlers {
   event(event: HubEvent): void;

@@ -88,11 +88,6 @@ export class WsConnection implements ClientConnection {
   request<M extends RequestMessage>(message: M): Promise<RequestReply<M>> {
     const { reqId, reply } = this.requests.add();
     this.send({ ...message, reqId });
-    if (message.type === 'cancel') {
-      // Cancel answers with the `cancelled` event, not a reply: only an error settles it here.
-      void reply.catch(() => undefined);
-      return Promise.resolve() as Promise<RequestReply<M>>;
-    }
     return reply as Promise<RequestReply<M>>;
   }
 

@@ -5,10 +5,9 @@
  * subscriptions and their throttle all live here, so every socket transport behaves the same.
  */
 import { UploadHubError, toHubError, type ErrorCode } from '../../shared/errors.js';
-import { isTerminalState, PROTOCOL_VERSION, type ChunkReply, type ClientMessage, type HubEvent, type ServerMessage, type UploadStatus } from '../../shared/messages.js';
+import { isTerminalState, PROTOCOL_VERSION, type ChunkReply, type ClientMessage, type HubEvent, type ServerMessage, type UploadStatus, type WelcomeMessage } from '../../shared/messages.js';
 import { EventThrottle } from '../../shared/throttle.js';
 import type { Principal } from './auth.js';
-import type { Subscription } from './EventBus.js';
 import type { Attachment, UploadHub } from './UploadHub.js';
 
 /** What a transport provides to its Session. */
@@ -20,6 +19,19 @@ export interface SessionSink {
   close(error: UploadHubError): void;
 }
 
+/**
+ * What a session follows, when its transport fans events out itself (Socket.IO rooms) instead
+ * of the session subscribing to the hub's stream with its own throttle. The hub's
+ * Subscription is one.
+ */
+export interface SessionWatch {
+  add(uploadId: string): void;
+  remove(uploadId: string): void;
+  /** Every upload the principal may see, or only the added ones. */
+  setAll(all: boolean): void;
+  close(): void;
+}
+
 /** Errors after which the connection cannot go on. */
 const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_HELLO_REQUIRED', 'ERR_UNAUTHORIZED', 'ERR_UNSUPPORTED_VERSION', 'ERR_BAD_FRAME']);
 
@@ -28,22 +40,23 @@ export class Session implements Attachment {
   private readonly attached = new Map<string, ReturnType<typeof setTimeout> | undefined>();
   private readonly replyTails = new Map<string, Promise<ChunkReply>>();
   private readonly throttle: EventThrottle;
-  private readonly subscription: Subscription;
+  private readonly subscription: SessionWatch;
   private helloTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   /**
    * @param principal  set when the transport authenticated the connection itself (Socket.IO
    *                   handshake); otherwise the first message must be `hello`.
+   * @param watch      replaces the session's own subscription and throttle (Socket.IO rooms).
    */
-  constructor(private readonly hub: UploadHub, private readonly sink: SessionSink, principal?: Principal) {
+  constructor(private readonly hub: UploadHub, private readonly sink: SessionSink, principal?: Principal, watch?: SessionWatch) {
     this.principal = principal;
     this.throttle = new EventThrottle(
       (event) => this.sink.send({ type: 'event', event }),
       { intervalMs: hub.options.progressIntervalMs, minStepPercent: hub.options.progressMinStepPercent },
       () => this.sink.congested(),
     );
-    this.subscription = hub.events.subscribe({
+    this.subscription = watch ?? hub.events.subscribe({
       accepts: (event) => this.principal !== undefined && this.hub.canSee(this.principal, event.uploadId),
       deliver: (event) => this.deliver(event),
     });
@@ -63,6 +76,13 @@ export class Session implements Attachment {
     return { timers, attached: this.attached.size, throttleTimers: this.throttle.pendingTimers };
   }
 
+  /** The welcome for this session's principal; sent after hello, or by a transport that authenticated itself. */
+  welcome(): WelcomeMessage {
+    if (!this.principal) throw new UploadHubError('ERR_HELLO_REQUIRED');
+    const { maxFileSize, maxChunkSize, chunkSize, maxUploadsPerConnection } = this.hub.options;
+    return { type: 'welcome', version: PROTOCOL_VERSION, principal: this.principal.id, limits: { maxFileSize, maxChunkSize, chunkSize, maxUploadsPerConnection } };
+  }
+
   /** Handles one control message; never throws (errors are sent, fatal ones close). */
   async handle(message: ClientMessage): Promise<void> {
     const reqId = 'reqId' in message ? message.reqId : undefined;
@@ -73,9 +93,9 @@ export class Session implements Attachment {
     }
   }
 
-  /** Reports a message the transport could not decode. */
+  /** Reports a message the transport could not decode. Before hello, the missing hello is the error. */
   reject(error: UploadHubError): void {
-    this.reportError(error, {});
+    this.reportError(this.principal ? error : new UploadHubError('ERR_HELLO_REQUIRED'), {});
   }
 
   /**
@@ -147,7 +167,13 @@ export class Session implements Attachment {
       case 'cancel':
         // Subscribe first so the canceller hears `cancelled` like every other watcher.
         this.subscription.add(message.uploadId);
-        await this.hub.cancel(principal, message.uploadId);
+        try {
+          const upload = await this.hub.cancel(principal, message.uploadId);
+          if (message.reqId !== undefined) this.sink.send({ type: 'status', reqId: message.reqId, upload });
+        } catch (error) {
+          this.unwatch(message.uploadId);
+          throw error;
+        }
         return;
       case 'watch': {
         let uploads: UploadStatus[];
@@ -181,8 +207,7 @@ export class Session implements Attachment {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     this.principal = principal;
-    const { maxFileSize, maxChunkSize, chunkSize, maxUploadsPerConnection } = this.hub.options;
-    this.sink.send({ type: 'welcome', version: PROTOCOL_VERSION, principal: principal.id, limits: { maxFileSize, maxChunkSize, chunkSize, maxUploadsPerConnection } });
+    this.sink.send(this.welcome());
   }
 
   private assertRoom(): void {

@@ -136,6 +136,7 @@ export class UploadHub {
         await live.upload.release().catch(() => undefined);
       }),
     );
+    await this.store.flush();
   }
 
   async authenticate(token: string | undefined): Promise<Principal> {
@@ -216,6 +217,8 @@ export class UploadHub {
     }
     if (isTerminalState(upload.record.state) || upload.complete) {
       // Nothing left to send: the caller gets the status and waits for (or already has) the end.
+      // An empty file is complete from the start; finalizing it is what a last chunk would do.
+      if (upload.complete && (upload.record.state === 'created' || upload.record.state === 'uploading')) void this.finalize(live);
       return { upload: this.statusOf(live), offset: upload.committed, window: 0 };
     }
     upload.owner = attachment;
@@ -227,7 +230,6 @@ export class UploadHub {
     const window = this.windowSize();
     upload.limit = upload.committed;
     upload.grant(window);
-    if (upload.record.size === 0) void this.finalize(live);
     return { upload: this.statusOf(live), offset: upload.committed, window };
   }
 
@@ -329,10 +331,7 @@ export class UploadHub {
   log(id: string, level: LogLevel, text: string, stage?: string): void {
     const live = this.uploads.get(id);
     if (!live || isTerminalState(live.upload.record.state)) return;
-    const dropped = live.logs.admit(Date.now());
-    if (dropped === false) return;
-    if (dropped > 0) this.publish({ type: 'log', uploadId: id, level: 'warn', text: `${dropped} log lines dropped (limit ${this.options.logLinesPerSecond}/s)` });
-    this.publish(stage === undefined ? { type: 'log', uploadId: id, level, text } : { type: 'log', uploadId: id, level, text, stage });
+    live.logs.push(stage === undefined ? { level, text } : { level, text, stage });
   }
 
   /** Active = not terminal. For metrics and the dashboard. */
@@ -391,7 +390,7 @@ export class UploadHub {
       stagePercent: undefined,
       queuePosition: undefined,
       rate: new RateMeter(),
-      logs: new LogLimiter(this.options.logLinesPerSecond),
+      logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish({ type: 'log', uploadId: record.id, ...line })),
       finalizing: false,
     };
     this.uploads.set(record.id, live);
@@ -560,6 +559,11 @@ export class UploadHub {
     record.state = state;
     record.updatedAt = Date.now();
     if (state === 'completed') this.advance(live, 100);
+    if (isTerminalState(state)) {
+      // Subscribers learn how many log lines they missed before the upload's last event.
+      live.logs.flush();
+      live.logs.close();
+    }
     this.persist(live);
     this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
   }

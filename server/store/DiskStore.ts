@@ -98,11 +98,18 @@ export class DiskStore implements UploadStore {
       await writeFile(temp, text);
       await rename(temp, this.recordPath(id));
     });
-    const tracked = next.finally(() => {
-      if (this.saving.get(id) === tracked) this.saving.delete(id);
+    // The chain the next save waits on never rejects; the caller gets this save's outcome.
+    const settled = next.then(() => undefined, () => undefined);
+    this.saving.set(id, settled);
+    void settled.then(() => {
+      if (this.saving.get(id) === settled) this.saving.delete(id);
     });
-    this.saving.set(id, tracked);
     return next;
+  }
+
+  /** Resolves when every save started so far has finished. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.saving.values()]);
   }
 
   async remove(id: string): Promise<void> {

@@ -42,6 +42,8 @@ export interface UploadStore {
   init(): Promise<UploadRecord[]>;
   /** Persists a record atomically: a crash leaves the old or the new one, never a torn one. */
   save(record: UploadRecord): Promise<void>;
+  /** Resolves when every save started so far has finished (shutdown). */
+  flush(): Promise<void>;
   /** Deletes record, bytes and outputs. */
   remove(id: string): Promise<void>;
   /** Deletes bytes and outputs, keeps the record (a cancelled upload stays visible). */
