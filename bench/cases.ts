@@ -12,6 +12,7 @@ import { registerCase } from './registry.js';
 //   import './hubMultipart.js';
 // Import order does not matter: registry.ts merges subjects in when the cases are read.
 // =============================================================================================
+import './hubWs.js';
 
 const baselineFile = (name: string): string => fileURLToPath(new URL(`./baselines/${name}`, import.meta.url));
 

@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// The `upload-hub` command: runs the TypeScript entry through tsx, so no build step is needed.
-import { register } from 'tsx/esm/api';
+// The `upload-hub` command: the build in dist/ when there is one (npm install builds it),
+// otherwise the TypeScript entry through tsx.
+import { existsSync } from 'node:fs';
 
-register();
-await import('./main.ts');
+const built = new URL('../dist/server/main.js', import.meta.url);
+if (existsSync(built)) {
+  await import(built.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('./main.ts');
+}

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export interface SpawnServerOptions {
-  /** Entry file, run as `node --import tsx <file> [...args]`. */
+  /** Entry file: a .ts file runs as `node --import tsx <file> [...args]`, a .js file as plain `node <file>`. */
   file: string;
   args?: string[];
   /** Extra environment; merged over process.env. */
@@ -114,7 +114,8 @@ async function stopChild(child: ChildProcess, tempDir: string | undefined): Prom
 export async function spawnServer(options: SpawnServerOptions): Promise<RunningServer> {
   const opts = { ...spawnDefaults, ...options };
   installExitHooks();
-  const child = spawn(process.execPath, ['--import', 'tsx', opts.file, ...opts.args], {
+  const loader = opts.file.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, opts.file, ...opts.args], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     // stderr goes straight to ours so crashes are visible; stdout is parsed.
