@@ -83,6 +83,34 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
   });
 
+  it('runs several uploads at once over one socket', async () => {
+    const hub = await startHub();
+    let connections = 0;
+    hub.server.on('connection', () => connections++);
+    const client = startClient({ url: hub.url, transport });
+    const files = await Promise.all([1, 2, 3, 4, 5].map((n) => randomFile(n * MiB + n)));
+    const results = await Promise.all(files.map((file) => client.upload(file.path).done));
+    for (const [i, result] of results.entries()) {
+      expect(await sha256File(hub.hub.dataPath(result.id))).toBe((files[i] as { sha256: string }).sha256);
+    }
+    expect(connections).toBe(1);
+  });
+
+  it('gives up after maxReconnectAttempts and rejects with ERR_CONNECTION_LOST', async () => {
+    const hub = await startHub();
+    const client = startClient({ url: hub.url, transport, maxReconnectAttempts: 2, reconnectDelayMs: 10 });
+    const bytes = randomBytes(4 * MiB);
+    const gated = gatedStream(bytes, MiB);
+    const upload = client.upload(gated.stream, { size: bytes.byteLength, name: 'lost.bin' });
+    await waitFor<UploadProgress>((fn) => upload.on('progress', fn), (p) => p.bytes >= MiB);
+    const attempts: number[] = [];
+    client.on('reconnecting', (attempt) => attempts.push(attempt));
+    await hub.close();
+    const error = await upload.done.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_CONNECTION_LOST' });
+    expect(attempts).toEqual([1, 2]);
+  });
+
   it('acknowledges duplicates without writing, takes the new part of an overlap, answers gaps with the committed offset', async () => {
     const hub = await startHub();
     const raw = await openConnection(transport, hub.url);
