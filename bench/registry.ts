@@ -28,6 +28,8 @@ export interface Targets {
   cpuRatioMax?: number;
   /** subject peak RSS (absolute, MiB) must be at most this. */
   peakRssMiBMax?: number;
+  /** Per latencyMs name: subject / baseline must be at most this. */
+  latencyRatioMax?: Record<string, number>;
 }
 
 /** One measured run. Called once per run, so it should start (and stop) its own server. */

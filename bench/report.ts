@@ -17,13 +17,14 @@ export interface TargetCheck {
   passed: boolean;
 }
 
-type Figure = keyof Result;
+type Figure = Exclude<keyof Result, 'latencyMs'>;
 
 const figures: { key: Figure; label: string; digits: number }[] = [
   { key: 'mibPerSec', label: 'MiB/s', digits: 1 },
   { key: 'serverUserCpuSec', label: 'server user CPU s', digits: 2 },
   { key: 'serverSysCpuSec', label: 'server sys CPU s', digits: 2 },
   { key: 'peakRssMiB', label: 'peak RSS MiB', digits: 1 },
+  { key: 'eventsPerSec', label: 'events/s delivered', digits: 0 },
 ];
 
 const dash = '-';
@@ -31,6 +32,18 @@ const dash = '-';
 function medianOf(results: readonly Result[] | undefined, key: Figure): number | undefined {
   if (results === undefined) return undefined;
   return median(results.flatMap((result) => (result[key] === undefined ? [] : [result[key]])));
+}
+
+function latencyMedian(results: readonly Result[] | undefined, name: string): number | undefined {
+  if (results === undefined) return undefined;
+  return median(results.flatMap((result) => (result.latencyMs?.[name] === undefined ? [] : [result.latencyMs[name]])));
+}
+
+/** Latency names in first-seen order, baseline first. */
+function latencyNames(runs: CaseRuns): string[] {
+  const names = new Set<string>();
+  for (const result of [...runs.baseline, ...(runs.subject ?? [])]) for (const name of Object.keys(result.latencyMs ?? {})) names.add(name);
+  return [...names];
 }
 
 function format(value: number | undefined, digits: number): string {
@@ -61,22 +74,30 @@ export function checkTargets(runs: CaseRuns): TargetCheck[] {
   if (targets.peakRssMiBMax !== undefined) {
     check('peak RSS MiB', subjectMedian('peakRssMiB'), targets.peakRssMiBMax, false);
   }
+  for (const [name, max] of Object.entries(targets.latencyRatioMax ?? {})) {
+    check(`${name} ratio`, ratio(latencyMedian(runs.subject, name), latencyMedian(runs.baseline, name)), max, false);
+  }
   return checks;
 }
 
 export function formatCaseReport(runs: CaseRuns): string {
   const payload = medianOf(runs.baseline, 'payloadMiB');
   const header = `== ${runs.name}  (${runs.baseline.length} run(s)${payload === undefined ? '' : `, ${payload} MiB payload`}, medians)`;
-  const rows = figures.map(({ key, label, digits }) => {
-    const baseline = medianOf(runs.baseline, key);
-    const subject = medianOf(runs.subject, key);
-    return [label, format(baseline, digits), format(subject, digits), format(ratio(subject, baseline), 2)];
-  });
+  const row = (label: string, baseline: number | undefined, subject: number | undefined, digits: number): string[] =>
+    [label, format(baseline, digits), format(subject, digits), format(ratio(subject, baseline), 2)];
+  const rows = figures
+    .map(({ key, label, digits }) => ({ label, digits, baseline: medianOf(runs.baseline, key), subject: medianOf(runs.subject, key) }))
+    // A figure neither side measures (a latency-only case) is left out rather than shown as dashes.
+    .filter((figure) => figure.baseline !== undefined || figure.subject !== undefined)
+    .map((figure) => row(figure.label, figure.baseline, figure.subject, figure.digits));
+  for (const name of latencyNames(runs)) rows.push(row(`${name} ms`, latencyMedian(runs.baseline, name), latencyMedian(runs.subject, name), 3));
   const lines = [header, formatTable(['figure', 'baseline', 'subject', 'subject/baseline'], rows)];
-  lines.push(
-    `MiB/s per run: baseline ${perRun(runs.baseline)}` +
-      (runs.subject === undefined ? ' | no subject attached yet' : ` | subject ${perRun(runs.subject)}`),
-  );
+  if ([...runs.baseline, ...(runs.subject ?? [])].some((result) => result.mibPerSec !== undefined)) {
+    lines.push(
+      `MiB/s per run: baseline ${perRun(runs.baseline)}` +
+        (runs.subject === undefined ? ' | no subject attached yet' : ` | subject ${perRun(runs.subject)}`),
+    );
+  }
   lines.push(...checkTargets(runs).map((check) => check.line));
   return lines.join('\n');
 }

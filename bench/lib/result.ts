@@ -11,6 +11,10 @@ export interface Result {
   peakRssMiB?: number;
   /** Payload actually moved, so a figure can be read against its size. */
   payloadMiB?: number;
+  /** Events delivered to watchers per second, all watchers together (fan-out cases). */
+  eventsPerSec?: number;
+  /** Named latencies in ms (e.g. a p99), for cases that time events rather than move bytes. */
+  latencyMs?: Record<string, number>;
 }
 
 /** What a client workload reports back: how much it moved, and how long the transfer took. */

@@ -81,6 +81,8 @@ export class UploadHub {
   private readonly authenticateHook: Authenticate | undefined;
   private readonly uploads = new Map<string, Live>();
   private readonly processing: ProcessingQueue;
+  /** Cancels under way, by upload id, so a second cancel joins the first. */
+  private readonly cancelling = new Map<string, Promise<UploadStatus>>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private started = false;
   private closing = false;
@@ -309,19 +311,29 @@ export class UploadHub {
   /**
    * Cancels an upload wherever it is: receiving stops, a running stage's signal fires and is
    * awaited (up to abortDeadlineMs), bytes and outputs are deleted, `cancelled` is published.
-   * Idempotent: cancelling a finished upload returns its status unchanged.
+   * Idempotent: a cancel while one is under way joins it (one `cancelled`, both resolve when
+   * it is done); cancelling a finished upload returns its status unchanged.
    */
   async cancel(principal: Principal, id: string): Promise<UploadStatus> {
     const live = this.owned(principal, id);
+    const inFlight = this.cancelling.get(id);
+    if (inFlight) return inFlight;
+    if (isTerminalState(live.upload.record.state)) return this.statusOf(live);
+    const cancelling = this.stopAndRemove(live).finally(() => this.cancelling.delete(id));
+    this.cancelling.set(id, cancelling);
+    return cancelling;
+  }
+
+  private async stopAndRemove(live: Live): Promise<UploadStatus> {
     const { upload } = live;
-    if (isTerminalState(upload.record.state)) return this.statusOf(live);
-    const stopped = await this.processing.cancel(id);
+    const stopped = await this.processing.cancel(upload.id);
     if (isTerminalState(upload.record.state)) return this.statusOf(live);
     const error = new UploadHubError('ERR_CANCELLED');
     const stage = stopped?.stage;
     this.endAttachment(live, error);
     await upload.abort(error);
-    await this.store.removeData(id);
+    // Deleted before `cancelled` goes out: whoever hears it may rely on the bytes being gone.
+    await this.store.removeData(upload.id);
     if (stage !== undefined) upload.record.stage = stage;
     this.setState(live, 'cancelled', stage === undefined ? {} : { stage });
     return this.statusOf(live);
@@ -556,6 +568,9 @@ export class UploadHub {
 
   private setState(live: Live, state: UploadState, extra: Record<string, JsonValue | undefined>): void {
     const record = live.upload.record;
+    // Terminal states are final: of two racing ends (a double cancel, cancel vs. a failing
+    // stage) only the first is recorded and published.
+    if (isTerminalState(record.state)) return;
     record.state = state;
     record.updatedAt = Date.now();
     if (state === 'completed') this.advance(live, 100);

@@ -28,7 +28,21 @@ export class Pipeline {
   plan(upload: PlannedUpload): Stage[] {
     // `when` sees the upload before its sha256 exists; an empty one keeps the type honest.
     const view: StageUpload = { ...upload, sha256: '' };
-    return this.stages.filter((stage) => (stage.when ? stage.when(view) : true));
+    const planned: Stage[] = [];
+    for (const stage of this.stages) {
+      let runs: boolean;
+      try {
+        runs = stage.when ? stage.when(view) : true;
+      } catch (error) {
+        // Planning happens inside create() and start(); a faulty `when` must not break those.
+        // The stage is planned and fails when it would run, with its name, like any stage error.
+        const message = error instanceof Error ? error.message : String(error);
+        planned.push({ ...stage, run: () => Promise.reject(new Error(`when() threw: ${message}`)) });
+        continue;
+      }
+      if (runs) planned.push(stage);
+    }
+    return planned;
   }
 
   get size(): number {

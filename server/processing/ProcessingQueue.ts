@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { JsonValue, LogLevel } from '../../shared/messages.js';
-import { UploadHubError } from '../../shared/errors.js';
+import { UploadHubError, toHubError } from '../../shared/errors.js';
 import type { Stage, StageContext, StageUpload } from './Stage.js';
 
 /** How the queue reports to the hub. Never called for a job after it was cancelled. */
@@ -51,6 +51,18 @@ function delay(ms: number): { promise: Promise<void>; clear: () => void } {
     timer.unref();
   });
   return { promise, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * A stage's return value as the JSON every subscriber will receive (a Date becomes its string,
+ * undefined fields vanish). Throws when it has no JSON form (a BigInt, a cycle), which fails
+ * the stage rather than the process when the result is later sent or stored.
+ */
+function toJson(value: unknown): JsonValue {
+  if (value === undefined) return null;
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) throw new Error(`returned ${typeof value}, which has no JSON form`);
+  return JSON.parse(text) as JsonValue;
 }
 
 export class ProcessingQueue {
@@ -106,12 +118,23 @@ export class ProcessingQueue {
     while (this.running.size < this.options.concurrency && this.waiting.length > 0) {
       const state = this.waiting.shift() as JobState;
       this.running.set(state.job.upload.id, state);
-      void this.run(state).finally(() => {
-        this.running.delete(state.job.upload.id);
-        state.markStopped();
-        this.pump();
-        this.reportPositions();
-      });
+      void this.run(state)
+        .catch((error: unknown) => {
+          // A fault in reporting (not in a stage: those are caught per stage) must not take
+          // the process down with an unhandled rejection; the upload fails instead.
+          if (state.cancelled) return;
+          try {
+            this.host.failed(state.job.upload.id, toHubError(error));
+          } catch {
+            // Nothing left to tell.
+          }
+        })
+        .finally(() => {
+          this.running.delete(state.job.upload.id);
+          state.markStopped();
+          this.pump();
+          this.reportPositions();
+        });
     }
   }
 
@@ -156,6 +179,8 @@ export class ProcessingQueue {
     }, timeoutMs) : undefined;
     // Once aborted, nothing the stage reports reaches anyone.
     const live = () => !controller.signal.aborted;
+    // Stages may report per row; only a change the bar can show (0.01 %) becomes an event.
+    let lastFraction = -1;
     const ctx: StageContext = {
       upload: job.upload,
       path: job.path,
@@ -164,7 +189,11 @@ export class ProcessingQueue {
       signal: controller.signal,
       results,
       progress: (done, total) => {
-        if (live()) this.host.stageProgress(id, index, total > 0 ? Math.min(1, Math.max(0, done / total)) : 0);
+        if (!live() || !Number.isFinite(done) || !Number.isFinite(total)) return;
+        const fraction = total > 0 ? Math.round(Math.min(1, Math.max(0, done / total)) * 10_000) / 10_000 : 0;
+        if (fraction === lastFraction) return;
+        lastFraction = fraction;
+        this.host.stageProgress(id, index, fraction);
       },
       log: (level, text) => {
         if (live()) this.host.log(id, level, text, stage.name);
@@ -173,7 +202,8 @@ export class ProcessingQueue {
     type Settled = { ok: true; value: JsonValue } | { ok: false; error: unknown };
     const settled: Promise<Settled> = Promise.resolve()
       .then(() => stage.run(ctx))
-      .then((value): Settled => ({ ok: true, value: value ?? null }), (error: unknown): Settled => ({ ok: false, error }));
+      .then((value): Settled => ({ ok: true, value: toJson(value) }))
+      .catch((error: unknown): Settled => ({ ok: false, error }));
     let onAbort = () => {};
     const aborted = new Promise<'aborted'>((resolve) => {
       onAbort = () => resolve('aborted');
