@@ -1,0 +1,71 @@
+/**
+ * Formatting shared by the upload page and the dashboard: sizes, rates, ETAs and the one-line
+ * description of where an upload is. Pure functions (no DOM), unit-tested in test/unit.
+ */
+import type { Phase, UploadState } from '../../shared/messages.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/** 1536 -> "1.5 KiB"; binary units, one decimal below 10 of a unit. */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return '—';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const digits = unit === 0 || value >= 10 ? 0 : 1;
+  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+}
+
+/** Bytes per second; "—" when unknown or zero (as during processing). */
+export function formatRate(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '—';
+}
+
+/** 75 -> "1 min 15 s"; null (rate unknown) -> "—". */
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '—';
+  if (seconds < 1) return seconds === 0 ? '0 s' : '< 1 s';
+  const whole = Math.round(seconds);
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.floor(whole / 60);
+  if (minutes < 60) return `${minutes} min ${whole % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** The bar's text: whole percent, except that anything short of done never reads 100%. */
+export function formatPercent(percent: number): string {
+  const clamped = Math.min(100, Math.max(0, percent));
+  const whole = clamped < 100 ? Math.min(99, Math.floor(clamped)) : 100;
+  return `${whole}%`;
+}
+
+/** Everything the page may show about where an upload is. */
+export interface ProgressView {
+  state: UploadState | 'starting' | 'cancelling';
+  phase: Phase;
+  percent: number;
+  stage?: string | undefined;
+  stagePercent?: number | undefined;
+  queuePosition?: number | undefined;
+}
+
+/** "processing · import 40%", "queued #2", "uploading"... */
+export function describeProgress(view: ProgressView): string {
+  switch (view.state) {
+    case 'queued':
+      return view.queuePosition === undefined ? 'queued' : `queued #${view.queuePosition}`;
+    case 'processing':
+      if (view.stage === undefined) return 'processing';
+      return view.stagePercent === undefined ? `processing · ${view.stage}` : `processing · ${view.stage} ${Math.floor(view.stagePercent)}%`;
+    default:
+      return view.state;
+  }
+}
+
+/** States after which nothing changes. Mirrors shared/messages.ts for the page's local states. */
+export function isFinished(state: ProgressView['state']): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled' || state === 'expired';
+}

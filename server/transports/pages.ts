@@ -1,0 +1,169 @@
+/**
+ * The browser pages: `/` (upload page) and `/dashboard` (live view of active uploads), and the
+ * assets they load from `/assets/`. Their scripts are client/web/*.ts bundled by esbuild for the
+ * browser on the first request and kept in memory for the life of the process, so `npm start`
+ * needs no build step and a fresh clone serves the pages as soon as it is installed.
+ *
+ * Not a wire protocol, but it rides on the hub's HTTP server like one, so it is a
+ * TransportFactory: one line in app.ts's TRANSPORTS, nothing in the core.
+ *
+ * Routes:
+ *   GET /                       upload.html
+ *   GET /dashboard              dashboard.html
+ *   GET /assets/upload.js       bundle of client/web/upload.ts (+ .map)
+ *   GET /assets/dashboard.js    bundle of client/web/dashboard.ts (+ .map)
+ *   GET /assets/styles.css
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Request, Response } from 'express';
+import type { Transport, TransportContext } from './Transport.js';
+
+/** The page entry points under client/web, by the bundle name they are served as. */
+const ENTRIES = { 'upload.js': 'upload.ts', 'dashboard.js': 'dashboard.ts' } as const;
+const PAGES = { '/': 'upload.html', '/dashboard': 'dashboard.html' } as const;
+const STATIC = { 'styles.css': 'text/css; charset=utf-8' } as const;
+
+/**
+ * What the pages may load: their own scripts, styles and sockets (ws: to the same origin is
+ * 'self' in CSP 3). Everything the scripts put on the page goes through textContent.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export interface PageAsset {
+  body: Buffer;
+  contentType: string;
+}
+
+/**
+ * client/web relative to this module: ../../client/web from the TypeScript source
+ * (server/transports/pages.ts), ../../../client/web from a compiled dist/server/transports/pages.js.
+ */
+export function webSourceDir(): string {
+  const candidates = ['../../client/web/', '../../../client/web/'].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+  return candidates.find((dir) => existsSync(join(dir, 'upload.html'))) ?? (candidates[0] as string);
+}
+
+/** Bundles per source directory, shared by every hub in the process (tests start many). */
+const bundles = new Map<string, Promise<Map<string, PageAsset>>>();
+
+/**
+ * Bundles every page entry for the browser: ESM, ES2022, minified, with linked source maps.
+ * platform 'browser' makes a `node:` import anywhere in the graph a build error, which keeps
+ * client/index.ts honest.
+ */
+export async function bundlePages(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
+  // Loaded on first use: hubs that never serve a page never start esbuild.
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([out, source]) => [out.replace(/\.js$/, ''), join(webDir, source)])),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'none',
+    outdir: '/assets',
+    write: false,
+    logLevel: 'silent',
+  });
+  const assets = new Map<string, PageAsset>();
+  for (const file of result.outputFiles) {
+    const name = file.path.slice(file.path.lastIndexOf('/') + 1);
+    const contentType = name.endsWith('.map') ? 'application/json; charset=utf-8' : 'text/javascript; charset=utf-8';
+    assets.set(name, { body: Buffer.from(file.contents), contentType });
+  }
+  return assets;
+}
+
+function cachedBundles(webDir: string): Promise<Map<string, PageAsset>> {
+  let pending = bundles.get(webDir);
+  if (!pending) {
+    pending = bundlePages(webDir);
+    // A failed build is retried on the next request (after the source is fixed).
+    pending.catch(() => bundles.delete(webDir));
+    bundles.set(webDir, pending);
+  }
+  return pending;
+}
+
+function send(req: Request, res: Response, asset: PageAsset, extraHeaders: Record<string, string> = {}): void {
+  res.set({
+    'Content-Type': asset.contentType,
+    // Revalidate every time (express answers 304 on a matching ETag), so a restarted hub's new
+    // bundle is picked up at once.
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+    ...extraHeaders,
+  });
+  if (req.method === 'HEAD') res.end();
+  else res.send(asset.body);
+}
+
+export function pagesTransport({ app, logger }: TransportContext): Transport {
+  const webDir = webSourceDir();
+  const files = new Map<string, Promise<Buffer>>();
+  const readCached = (name: string) => {
+    let pending = files.get(name);
+    if (!pending) {
+      pending = readFile(join(webDir, name));
+      pending.catch(() => files.delete(name));
+      files.set(name, pending);
+    }
+    return pending;
+  };
+  const fail = (res: Response, what: string, error: unknown) => {
+    logger.error({ err: error, what }, 'serving a page failed');
+    if (!res.headersSent) res.status(500).type('text/plain').send(`Upload Hub could not serve ${what}: ${error instanceof Error ? error.message : String(error)}`);
+  };
+
+  for (const [path, file] of Object.entries(PAGES)) {
+    app.get(path, (req, res) => {
+      readCached(file).then(
+        (body) => send(req, res, { body, contentType: 'text/html; charset=utf-8' }, { 'Content-Security-Policy': CONTENT_SECURITY_POLICY }),
+        (error: unknown) => fail(res, path, error),
+      );
+    });
+  }
+
+  app.get('/assets/:file', (req, res, next) => {
+    const name = req.params.file;
+    if (typeof name !== 'string') return next();
+    if (Object.hasOwn(STATIC, name)) {
+      readCached(name).then(
+        (body) => send(req, res, { body, contentType: STATIC[name as keyof typeof STATIC] }),
+        (error: unknown) => fail(res, name, error),
+      );
+      return;
+    }
+    const entry = name.replace(/\.map$/, '');
+    if (!Object.hasOwn(ENTRIES, entry)) return next();
+    cachedBundles(webDir).then(
+      (assets) => {
+        const asset = assets.get(name);
+        if (asset) send(req, res, asset);
+        else next();
+      },
+      (error: unknown) => fail(res, name, error),
+    );
+  });
+
+  return {
+    name: 'pages',
+    connections: () => 0,
+    // Nothing to end: page requests are plain HTTP, closed with the server.
+    close: async () => {},
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Real Chromium for the page tests: Debian's /usr/bin/chromium (installed by
+ * .ci/install-chromium) driven by playwright-core. Playwright's own browser download does not
+ * work on these machines, so nothing here calls `playwright install`.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const;
+
+/**
+ * Under CI the browser tests always run (a missing Chromium fails them); elsewhere they run
+ * whenever Chromium is installed.
+ */
+export const BROWSER_TESTS_ENABLED = process.env.CI === 'true' || existsSync(CHROMIUM_PATH);
+
+export const BROWSER_SKIP_REASON = `${CHROMIUM_PATH} is missing: run .ci/install-chromium (or set CI=true to make its absence a failure)`;
+
+export interface ChromiumSession {
+  context: BrowserContext;
+  /** A new tab; `errors` collects what its scripts throw uncaught. */
+  newPage(): Promise<{ page: Page; errors: string[] }>;
+  close(): Promise<void>;
+}
+
+/** Chromium with a fresh profile in a temp dir (removed on close). */
+export async function launchChromium(): Promise<ChromiumSession> {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'upload-hub-chromium-'));
+  let context: BrowserContext;
+  try {
+    // A persistent context is how playwright takes a --user-data-dir of our choosing.
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: [...CHROMIUM_ARGS],
+      viewport: { width: 1100, height: 760 },
+    });
+  } catch (error) {
+    await rm(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    context,
+    async newPage() {
+      const page = await context.newPage();
+      // Errors in the page's own scripts would otherwise only show as a test timing out.
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      return { page, errors };
+    },
+    async close() {
+      await context.close().catch(() => undefined);
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
