@@ -61,6 +61,9 @@ export class DiskStore implements UploadStore {
   readonly root: string;
   private readonly uploadsDir: string;
   private readonly outputsDir: string;
+  /** Removed data is renamed here (cheap) and deleted in the background (slow on some disks). */
+  private readonly trashDir: string;
+  private readonly emptying = new Set<Promise<void>>();
   /** Saves of one record run one after another, so the last save wins. */
   private readonly saving = new Map<string, Promise<void>>();
 
@@ -68,11 +71,15 @@ export class DiskStore implements UploadStore {
     this.root = resolve(dataDir);
     this.uploadsDir = join(this.root, 'uploads');
     this.outputsDir = join(this.root, 'outputs');
+    this.trashDir = join(this.root, 'trash');
   }
 
   async init(): Promise<UploadRecord[]> {
     await mkdir(this.uploadsDir, { recursive: true });
     await mkdir(this.outputsDir, { recursive: true });
+    // Whatever a previous process left in the trash is deleted now.
+    await rm(this.trashDir, { recursive: true, force: true });
+    await mkdir(this.trashDir, { recursive: true });
     const records: UploadRecord[] = [];
     for (const name of await readdir(this.uploadsDir)) {
       if (name.includes('.json.tmp-')) {
@@ -90,7 +97,12 @@ export class DiskStore implements UploadStore {
   }
 
   save(record: UploadRecord): Promise<void> {
-    const id = assertId(record.id);
+    let id: string;
+    try {
+      id = assertId(record.id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const text = JSON.stringify(record);
     const previous = this.saving.get(id) ?? Promise.resolve();
     const next = previous.then(async () => {
@@ -107,9 +119,9 @@ export class DiskStore implements UploadStore {
     return next;
   }
 
-  /** Resolves when every save started so far has finished. */
+  /** Resolves when every save and background delete started so far has finished. */
   async flush(): Promise<void> {
-    await Promise.all([...this.saving.values()]);
+    await Promise.all([...this.saving.values(), ...this.emptying]);
   }
 
   async remove(id: string): Promise<void> {
@@ -118,9 +130,22 @@ export class DiskStore implements UploadStore {
     await rm(this.recordPath(id), { force: true });
   }
 
+  /**
+   * Resolves once the data and outputs are gone from their paths: they are renamed into the
+   * trash (a metadata operation) and deleted in the background, so a cancel is answered
+   * without waiting for the disk to free the blocks.
+   */
   async removeData(id: string): Promise<void> {
-    await rm(this.dataPath(id), { force: true });
-    await rm(join(this.outputsDir, assertId(id)), { recursive: true, force: true });
+    const stamp = `${assertId(id)}-${randomBytes(4).toString('hex')}`;
+    const moved = await Promise.all([
+      this.moveToTrash(this.dataPath(id), `${stamp}.data`),
+      this.moveToTrash(join(this.outputsDir, id), `${stamp}.outputs`),
+    ]);
+    const trashed = moved.filter((path): path is string => path !== undefined);
+    if (trashed.length === 0) return;
+    const emptying = Promise.all(trashed.map((path) => rm(path, { recursive: true, force: true }))).then(() => undefined, () => undefined);
+    this.emptying.add(emptying);
+    void emptying.then(() => this.emptying.delete(emptying));
   }
 
   async storedBytes(id: string): Promise<number> {
@@ -162,6 +187,20 @@ export class DiskStore implements UploadStore {
     const dir = join(this.outputsDir, assertId(id));
     await mkdir(dir, { recursive: true });
     return dir;
+  }
+
+  /** Renames `path` into the trash; undefined when there was nothing to move. */
+  private async moveToTrash(path: string, name: string): Promise<string | undefined> {
+    const target = join(this.trashDir, name);
+    try {
+      await rename(path, target);
+      return target;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      // Another filesystem or a busy directory: delete in place, as slow as it is.
+      await rm(path, { recursive: true, force: true });
+      return undefined;
+    }
   }
 
   private recordPath(id: string): string {
