@@ -3,6 +3,7 @@
  * with File/Blob, Uint8Array and ArrayBuffer sources.
  */
 import { WsConnection, type WebSocketConstructor } from './connection/WsConnection.js';
+import { SocketIoConnection } from './connection/SocketIoConnection.js';
 import { UploadClient as BaseClient, portableResolver, type UploadClientOptions } from './UploadClient.js';
 
 export class UploadClient extends BaseClient {
@@ -10,6 +11,7 @@ export class UploadClient extends BaseClient {
     super(options, {
       connections: {
         ws: (connectionOptions) => new WsConnection(connectionOptions, globalThis.WebSocket as unknown as WebSocketConstructor),
+        'socket.io': (connectionOptions) => new SocketIoConnection(connectionOptions),
       },
       resolveSource: portableResolver,
     });

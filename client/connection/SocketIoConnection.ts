@@ -1,0 +1,197 @@
+/**
+ * ClientConnection over Socket.IO (socket.io-client), on the protocol of shared/socketio.ts.
+ * Behaves like WsConnection: the handshake replaces hello, chunks are binary attachments
+ * answered through acknowledgements, and Socket.IO's own reconnection is off because
+ * UploadClient's reconnect-and-resume loop is the one mechanism for every transport.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { validateServerMessage } from '../../shared/codec.js';
+import { UploadHubError, isErrorCode } from '../../shared/errors.js';
+import { PROTOCOL_VERSION, type ChunkReply, type ServerMessage, type WelcomeMessage } from '../../shared/messages.js';
+import {
+  CLOSING_EVENT,
+  SERVER_EVENTS,
+  messageOf,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+  type SocketIoAuth,
+} from '../../shared/socketio.js';
+import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
+import { PendingRequests } from './Pending.js';
+
+type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export interface SocketIoConnectionOptions {
+  /**
+   * Engine.IO transports, tried in order. Default ['websocket']: chunks go as binary WebSocket
+   * frames with no HTTP round trip first. ['polling', 'websocket'] also works where WebSocket
+   * is blocked; over polling, binary is base64-encoded by Engine.IO.
+   */
+  transports?: Array<'websocket' | 'polling' | 'webtransport'>;
+  /** The Socket.IO path under the hub's url. Default '/socket.io/'. */
+  path?: string;
+}
+
+export class SocketIoConnection implements ClientConnection {
+  private socket: ClientSocket | undefined;
+  private readonly requests: PendingRequests;
+  /** Rejecters of chunks awaiting their acknowledgement, to fail them when the socket goes. */
+  private readonly chunks = new Set<(error: UploadHubError) => void>();
+  private readonly pings = new Map<number, { resolve(rtt: number): void; reject(error: UploadHubError): void }>();
+  /** What the hub said in `closing` before disconnecting. */
+  private closeReason: UploadHubError | undefined;
+  private ended = false;
+
+  constructor(private readonly options: ConnectionOptions, private readonly ioOptions: SocketIoConnectionOptions = {}) {
+    this.requests = new PendingRequests(options.requestTimeoutMs);
+  }
+
+  open(): Promise<WelcomeMessage> {
+    return new Promise<WelcomeMessage>((resolve, reject) => {
+      const base = new URL(this.options.url);
+      const auth: SocketIoAuth = this.options.token === undefined ? { version: PROTOCOL_VERSION } : { version: PROTOCOL_VERSION, token: this.options.token };
+      const socket: ClientSocket = io(base.origin, {
+        path: `${base.pathname.replace(/\/$/, '')}${this.ioOptions.path ?? '/socket.io/'}`,
+        transports: this.ioOptions.transports ?? ['websocket'],
+        auth,
+        reconnection: false,
+        // A new Engine.IO connection per ClientConnection: no Manager shared with another client.
+        forceNew: true,
+        timeout: this.options.requestTimeoutMs,
+      });
+      this.socket = socket;
+      let welcomed = false;
+      let settled = false;
+      const end = (reason: UploadHubError) => {
+        if (settled) return;
+        settled = true;
+        this.requests.rejectAll(reason);
+        for (const rejectChunk of [...this.chunks]) rejectChunk(reason);
+        this.chunks.clear();
+        for (const ping of this.pings.values()) ping.reject(reason);
+        this.pings.clear();
+        // Releases the Engine.IO connection and the Manager (a no-op if they are gone already).
+        socket.disconnect();
+        if (!welcomed) reject(reason);
+        else if (!this.ended) this.options.handlers.closed(reason);
+        this.ended = true;
+      };
+
+      for (const type of SERVER_EVENTS) {
+        socket.on(type, (payload: unknown) => {
+          let message: ServerMessage;
+          try {
+            message = validateServerMessage(messageOf(type, payload));
+          } catch {
+            return; // a hub speaking another protocol version; the disconnect that follows says why
+          }
+          if (welcomed) this.receive(message);
+          else if (message.type === 'welcome') {
+            welcomed = true;
+            resolve(message);
+          }
+        });
+      }
+      socket.on(CLOSING_EVENT, (payload) => {
+        this.closeReason = isErrorCode(payload?.code) ? new UploadHubError(payload.code, payload.message) : undefined;
+      });
+      socket.on('connect_error', (error: Error & { data?: unknown }) => {
+        const code = (error.data as { code?: unknown } | undefined)?.code;
+        end(isErrorCode(code) ? new UploadHubError(code, error.message) : new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${error.message}`));
+      });
+      socket.on('disconnect', (reason) => {
+        end(this.closeReason ?? new UploadHubError('ERR_CONNECTION_LOST', `Connection closed (${reason})`));
+      });
+    });
+  }
+
+  request<M extends RequestMessage>(message: M): Promise<RequestReply<M>> {
+    const socket = this.socket;
+    if (!socket?.connected) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not connected'));
+    const { reqId, reply } = this.requests.add();
+    // One case per event, so each payload is checked against its event's type.
+    const request: RequestMessage = message;
+    switch (request.type) {
+      case 'create': {
+        const { type: _type, ...fields } = request;
+        socket.emit('create', { ...fields, reqId });
+        break;
+      }
+      case 'resume':
+        socket.emit('resume', { uploadId: request.uploadId, reqId });
+        break;
+      case 'cancel':
+        socket.emit('cancel', { uploadId: request.uploadId, reqId });
+        break;
+      case 'watch':
+        socket.emit('watch', request.uploadIds === undefined ? { reqId } : { uploadIds: request.uploadIds, reqId });
+        break;
+    }
+    return reply as Promise<RequestReply<M>>;
+  }
+
+  unwatch(uploadIds?: string[]): void {
+    if (this.socket?.connected) this.socket.emit('unwatch', uploadIds === undefined ? {} : { uploadIds });
+  }
+
+  ping(): Promise<number> {
+    const socket = this.socket;
+    if (!socket?.connected) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not connected'));
+    const t = performance.now();
+    return new Promise((resolve, reject) => {
+      this.pings.set(t, { resolve, reject });
+      socket.emit('ping', { t });
+    });
+  }
+
+  sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
+    const socket = this.socket;
+    if (!socket?.connected) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not connected'));
+    return new Promise<ChunkReply>((resolve, reject) => {
+      this.chunks.add(reject);
+      socket.timeout(this.options.requestTimeoutMs).emit('chunk', uploadId, offset, data, (timedOut, raw) => {
+        if (!this.chunks.delete(reject)) return; // the connection ended first and rejected it
+        if (timedOut) {
+          // A hub that stops acknowledging is treated as gone: reconnecting resumes from the committed offset.
+          const error = new UploadHubError('ERR_TIMEOUT', `No acknowledgement within ${this.options.requestTimeoutMs} ms`);
+          reject(error);
+          socket.disconnect();
+          return;
+        }
+        let reply: ServerMessage;
+        try {
+          reply = validateServerMessage(raw);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        if (reply.type === 'ack' || reply.type === 'error') resolve(reply);
+        else reject(new UploadHubError('ERR_BAD_MESSAGE', `A chunk was answered with ${reply.type}`));
+      });
+    });
+  }
+
+  close(): void {
+    this.ended = true;
+    this.socket?.disconnect();
+  }
+
+  private receive(message: ServerMessage): void {
+    switch (message.type) {
+      case 'event':
+        this.options.handlers.event(message.event);
+        return;
+      case 'pong': {
+        const ping = this.pings.get(message.t);
+        this.pings.delete(message.t);
+        ping?.resolve(performance.now() - message.t);
+        return;
+      }
+      case 'error':
+        if (!this.requests.settle(message)) this.options.handlers.error(message);
+        return;
+      default:
+        this.requests.settle(message);
+    }
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * Socket.IO at its default path (`/socket.io/`), on the protocol of shared/socketio.ts. A
+ * translator like ws.ts: the handshake's `auth` goes to the hub's authenticate hook, control
+ * events and chunks to a Session, replies back as events and acknowledgements.
+ *
+ * Watching goes through rooms instead of a subscription per socket: the transport holds one
+ * subscription to the hub's stream and one throttle pass per upload, and emits each event
+ * that passes once to the rooms `upload:<id>`, `owner:<owner>` and `admin` (Socket.IO
+ * de-duplicates sockets across rooms). A watcher costs nothing per chunk, and the packet is
+ * encoded once however many watch. Which rooms a socket joins follows mayAccess (auth.ts):
+ * an id only if the hub says the principal may see it, all uploads as `owner:<id>`, or as
+ * `admin` for admins.
+ *
+ * A slow socket gets fewer progress events, never a growing buffer: when packets pile up
+ * unsent on its connection it joins the `congested` room, which progress skips, until the
+ * connection flushes. State, stage and log events and chunk replies always go out.
+ */
+import { Server, type Socket } from 'socket.io';
+import { UploadHubError, toHubError } from '../../shared/errors.js';
+import { parseClientMessage, validateClientMessage } from '../../shared/codec.js';
+import { isTerminalState, PROTOCOL_VERSION, type HubEvent, type ServerMessage } from '../../shared/messages.js';
+import {
+  CHUNK_EVENT,
+  CLIENT_EVENTS,
+  isClientEventName,
+  messageOf,
+  validateChunkEvent,
+  type ClientEventName,
+  type ClientToServerEvents,
+  type ConnectErrorData,
+  type InterServerEvents,
+  type ServerToClientEvents,
+  type SocketData,
+} from '../../shared/socketio.js';
+import { EventThrottle } from '../../shared/throttle.js';
+import { derivedLimits } from '../config.js';
+import type { Principal } from '../core/auth.js';
+import { Session, type SessionWatch } from '../core/Session.js';
+import type { UploadHub } from '../core/UploadHub.js';
+import type { Transport, TransportContext } from './Transport.js';
+
+export type HubIoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** Room names. Prefixed so they never collide with Socket.IO's per-socket rooms (bare ids). */
+export const ROOMS = {
+  upload: (uploadId: string) => `upload:${uploadId}`,
+  owner: (principalId: string) => `owner:${principalId}`,
+  admin: 'admin',
+  congested: 'congested',
+} as const;
+
+/** Packets queued unsent on one connection above which it counts as congested (progress skips it). */
+const CONGESTED_PACKETS = 64;
+
+/** Sees every upload's owner, to route its events; never given to a connection. */
+const ROUTER: Principal = Object.freeze({ id: 'socket.io transport', admin: true });
+
+export interface SocketIoTransport extends Transport {
+  readonly io: HubIoServer;
+  /** What the transport holds, for leak checks: all but the subscription drop to zero without sockets. */
+  resources(): { sessions: number; rooms: number; subscriptions: number; trackedUploads: number; throttleTimers: number; sessionTimers: number };
+}
+
+export function socketIoTransport({ hub, server }: TransportContext): SocketIoTransport {
+  const io: HubIoServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
+    maxHttpBufferSize: derivedLimits(hub.options).socketIoMaxBuffer,
+    // The raw WebSocket transport answers upgrades to /ws on the same server.
+    destroyUpgrade: false,
+    serveClient: false,
+    // Upload bytes do not compress; deflating them only burns CPU.
+    perMessageDeflate: false,
+    httpCompression: false,
+    ...(hub.options.heartbeatMs > 0 ? { pingInterval: hub.options.heartbeatMs } : {}),
+  });
+  const sessions = new Set<Session>();
+  const fanOut = new RoomFanOut(io, hub);
+
+  io.use((socket, next) => {
+    authenticate(hub, socket.handshake.auth).then(
+      (principal) => {
+        socket.data.principal = principal;
+        next();
+      },
+      (error: unknown) => next(connectError(toHubError(error, 'ERR_UNAUTHORIZED'))),
+    );
+  });
+
+  io.on('connection', (socket) => {
+    const principal = socket.data.principal;
+    const session: Session = new Session(hub, sessionSink(socket), principal, roomWatch(socket, hub, principal));
+    sessions.add(session);
+    const congestion = trackCongestion(socket);
+
+    socket.onAny((event: string) => {
+      if (event !== CHUNK_EVENT && !isClientEventName(event)) {
+        session.reject(new UploadHubError('ERR_UNKNOWN_MESSAGE', `Unknown event ${JSON.stringify(event)}`));
+      }
+    });
+    for (const type of CLIENT_EVENTS) {
+      socket.on(type, (payload: unknown) => {
+        let message;
+        try {
+          // Through the codec, so the size limit and the schema are the raw transport's.
+          message = parseClientMessage(JSON.stringify(messageOf(type satisfies ClientEventName, payload)), hub.options.maxMessageBytes);
+        } catch (error) {
+          session.reject(toHubError(error, 'ERR_BAD_MESSAGE'));
+          return;
+        }
+        void session.handle(message);
+      });
+    }
+    socket.on(CHUNK_EVENT, (uploadId: unknown, offset: unknown, data: unknown, ack: unknown) => {
+      let frame;
+      try {
+        if (typeof ack !== 'function') throw new UploadHubError('ERR_BAD_FRAME', 'chunk: an acknowledgement callback is required');
+        frame = validateChunkEvent(uploadId, offset, data);
+      } catch (error) {
+        session.reject(toHubError(error, 'ERR_BAD_FRAME'));
+        return;
+      }
+      void session.chunk(frame.uploadId, frame.offset, frame.data).then((reply) => (ack as (reply: unknown) => void)(reply));
+    });
+    socket.on('disconnect', () => {
+      congestion.stop();
+      session.close();
+      sessions.delete(session);
+    });
+    socket.emit('welcome', payloadOf(session.welcome()));
+  });
+
+  return {
+    name: 'socket.io',
+    io,
+    connections: () => io.of('/').sockets.size,
+    resources: () => {
+      let sessionTimers = 0;
+      for (const session of sessions) sessionTimers += session.resources.timers;
+      return {
+        sessions: sessions.size,
+        rooms: io.of('/').adapter.rooms.size,
+        subscriptions: fanOut.subscribed ? 1 : 0,
+        trackedUploads: fanOut.throttle.trackedUploads,
+        throttleTimers: fanOut.throttle.pendingTimers,
+        sessionTimers,
+      };
+    },
+    async close() {
+      fanOut.close();
+      const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
+      for (const socket of io.of('/').sockets.values()) {
+        socket.emit('closing', { code: shutdown.code, message: shutdown.message });
+        socket.disconnect(true);
+      }
+      // Not io.close(): it would close the HTTP server the other transports share; app.ts does that.
+      // The request and upgrade listeners Engine.IO put on that server go with it.
+      io.engine.close();
+    },
+  };
+}
+
+/** The handshake's `auth` is `hello` without its type: same schema, same version rule, same hook. */
+async function authenticate(hub: UploadHub, auth: unknown): Promise<Principal> {
+  const hello = validateClientMessage(messageOf('hello', auth));
+  if (hello.type !== 'hello') throw new UploadHubError('ERR_BAD_MESSAGE');
+  if (hello.version !== PROTOCOL_VERSION) {
+    throw new UploadHubError('ERR_UNSUPPORTED_VERSION', `Protocol version ${hello.version} is not supported; this hub speaks ${PROTOCOL_VERSION}`);
+  }
+  return hub.authenticate(hello.token);
+}
+
+/** A refused handshake: the client's `connect_error` carries the code in `data`. */
+function connectError(error: UploadHubError): Error & { data: ConnectErrorData } {
+  return Object.assign(new Error(error.message), { data: { code: error.code } });
+}
+
+function sessionSink(socket: HubSocket) {
+  return {
+    send: (message: ServerMessage) => emitMessage(socket, message),
+    // The session's own throttle is replaced by the room fan-out, which handles congestion itself.
+    congested: () => socket.rooms.has(ROOMS.congested),
+    close(error: UploadHubError) {
+      socket.emit('closing', { code: error.code, message: error.message });
+      socket.disconnect(true);
+    },
+  };
+}
+
+/** What a Session follows becomes room membership; leaving happens on its own at disconnect. */
+function roomWatch(socket: HubSocket, hub: UploadHub, principal: Principal): SessionWatch {
+  const allRoom = principal.admin === true ? ROOMS.admin : ROOMS.owner(principal.id);
+  return {
+    add(uploadId) {
+      // The session may add an id before the hub has checked access (cancel, resume): join only what may be seen.
+      if (hub.canSee(principal, uploadId)) void socket.join(ROOMS.upload(uploadId));
+    },
+    remove: (uploadId) => void socket.leave(ROOMS.upload(uploadId)),
+    setAll: (all) => void (all ? socket.join(allRoom) : socket.leave(allRoom)),
+    close: () => undefined,
+  };
+}
+
+/**
+ * Counts packets queued on the connection since its last flush; above CONGESTED_PACKETS the
+ * socket joins the `congested` room until the connection flushes again.
+ */
+function trackCongestion(socket: HubSocket): { stop(): void } {
+  const conn = socket.conn;
+  let queued = 0;
+  const onPacket = () => {
+    if (++queued === CONGESTED_PACKETS) void socket.join(ROOMS.congested);
+  };
+  const onFlush = () => {
+    if (queued >= CONGESTED_PACKETS) void socket.leave(ROOMS.congested);
+    queued = 0;
+  };
+  conn.on('packetCreate', onPacket);
+  conn.on('flush', onFlush);
+  return {
+    stop() {
+      conn.off('packetCreate', onPacket);
+      conn.off('flush', onFlush);
+    },
+  };
+}
+
+/**
+ * The one subscription and the one throttle of the transport. Each event that passes goes to
+ * the rooms that may see it; a terminal one also empties the upload's room.
+ */
+class RoomFanOut {
+  readonly throttle: EventThrottle;
+  private readonly owners = new Map<string, string>();
+  private readonly unsubscribe: () => void;
+  subscribed = true;
+
+  constructor(private readonly io: HubIoServer, private readonly hub: UploadHub) {
+    this.throttle = new EventThrottle((event) => this.emit(event), {
+      intervalMs: hub.options.progressIntervalMs,
+      minStepPercent: hub.options.progressMinStepPercent,
+    });
+    const subscription = hub.events.subscribe({
+      all: true,
+      deliver: (event) => {
+        if (event.type === 'created') this.owners.set(event.uploadId, event.upload.owner);
+        this.throttle.push(event);
+      },
+    });
+    this.unsubscribe = () => subscription.close();
+  }
+
+  close(): void {
+    this.subscribed = false;
+    this.unsubscribe();
+    this.throttle.close();
+    this.owners.clear();
+  }
+
+  private emit(event: HubEvent): void {
+    const uploadRoom = ROOMS.upload(event.uploadId);
+    const owner = this.ownerOf(event.uploadId);
+    const targets = owner === undefined ? [uploadRoom, ROOMS.admin] : [uploadRoom, ROOMS.owner(owner), ROOMS.admin];
+    const rooms = this.io.of('/').adapter.rooms;
+    if (targets.some((room) => rooms.has(room))) {
+      // Local: with several hub processes, each one's stream carries every event already.
+      const to = this.io.local.to(targets);
+      (event.type === 'progress' ? to.except(ROOMS.congested) : to).emit('event', { event });
+    }
+    if (isTerminalState(event.type)) {
+      this.io.local.in(uploadRoom).socketsLeave(uploadRoom);
+      this.owners.delete(event.uploadId);
+    }
+  }
+
+  private ownerOf(uploadId: string): string | undefined {
+    let owner = this.owners.get(uploadId);
+    if (owner === undefined) {
+      // Uploads recovered at start-up had no `created` event in this process.
+      try {
+        owner = this.hub.status(ROUTER, uploadId).owner;
+      } catch {
+        return undefined;
+      }
+      this.owners.set(uploadId, owner);
+    }
+    return owner;
+  }
+}
+
+/** A server message as its event: the name is the type, the payload the rest. */
+function emitMessage(socket: HubSocket, message: ServerMessage): void {
+  switch (message.type) {
+    case 'welcome': return void socket.emit('welcome', payloadOf(message));
+    case 'attached': return void socket.emit('attached', payloadOf(message));
+    case 'event': return void socket.emit('event', payloadOf(message));
+    case 'watching': return void socket.emit('watching', payloadOf(message));
+    case 'error': return void socket.emit('error', payloadOf(message));
+    case 'pong': return void socket.emit('pong', payloadOf(message));
+    case 'status': return void socket.emit('status', payloadOf(message));
+    case 'ack':
+      // Chunk replies travel as acknowledgements; a session never sends one as a message.
+      throw new UploadHubError('ERR_INTERNAL', 'ack sent as a message on Socket.IO');
+  }
+}
+
+function payloadOf<M extends { type: string }>(message: M): Omit<M, 'type'> {
+  const { type: _type, ...payload } = message;
+  return payload;
+}
