@@ -15,9 +15,12 @@ import { UploadHub, type UploadHubInit } from './core/UploadHub.js';
 import { createLogger } from './logger.js';
 import type { Transport, TransportFactory } from './transports/Transport.js';
 import { webSocketTransport } from './transports/ws.js';
+import { socketIoTransport } from './transports/socketio.js';
+import { httpTransport } from './transports/http.js';
+import { pagesTransport } from './transports/pages.js';
 
 /** Every transport the hub serves, in the order they are attached. */
-export const TRANSPORTS: readonly TransportFactory[] = [webSocketTransport];
+export const TRANSPORTS: readonly TransportFactory[] = [webSocketTransport, socketIoTransport, pagesTransport, httpTransport];
 
 export interface HubServerInit extends UploadHubInit {
   logger?: Logger;
@@ -45,6 +48,13 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   app.disable('x-powered-by');
   const server = createServer(app);
   const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
+  // Socket.IO must not destroy the other transports' upgrades, so nobody would answer an
+  // upgrade to an unknown path: it gets a 404 here instead of hanging.
+  server.on('upgrade', (request, socket) => {
+    const pathname = (request.url ?? '/').split('?')[0] as string;
+    if (transports.some((transport) => transport.ownsUpgrade?.(pathname))) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

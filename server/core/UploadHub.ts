@@ -84,6 +84,7 @@ export class UploadHub {
   /** Cancels under way, by upload id, so a second cancel joins the first. */
   private readonly cancelling = new Map<string, Promise<UploadStatus>>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
   private started = false;
   private closing = false;
 
@@ -115,11 +116,11 @@ export class UploadHub {
         this.enqueueProcessing(live);
       } else if ((record.state === 'uploading' || record.state === 'created') && stored === record.size && record.size > 0) {
         // Killed between the last write and finalizing: finish now.
-        void this.finalize(live);
+        this.background(this.finalize(live));
       }
     }
     const sweepEvery = Math.min(60_000, Math.max(1_000, Math.min(this.options.uploadTtlMs || 60_000, this.options.finishedRetentionMs || 60_000)));
-    this.sweepTimer = setInterval(() => void this.sweep(), sweepEvery);
+    this.sweepTimer = setInterval(() => this.background(this.sweep()), sweepEvery);
     this.sweepTimer.unref();
   }
 
@@ -138,7 +139,16 @@ export class UploadHub {
         await live.upload.release().catch(() => undefined);
       }),
     );
+    // Finalizations and failures under way end with a record save; let them land first.
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     await this.store.flush();
+  }
+
+  /** Work started without a caller to await it; close() waits for it. */
+  private background(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined);
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
   }
 
   async authenticate(token: string | undefined): Promise<Principal> {
@@ -198,6 +208,11 @@ export class UploadHub {
     return out.sort((a, b) => a.createdAt - b.createdAt);
   }
 
+  /** The principal that owns an upload, or undefined when the hub does not know it. */
+  ownerOf(uploadId: string): string | undefined {
+    return this.uploads.get(uploadId)?.upload.record.owner;
+  }
+
   /** Whether `principal` may see this upload's events. */
   canSee(principal: Principal, uploadId: string): boolean {
     const live = this.uploads.get(uploadId);
@@ -220,7 +235,7 @@ export class UploadHub {
     if (isTerminalState(upload.record.state) || upload.complete) {
       // Nothing left to send: the caller gets the status and waits for (or already has) the end.
       // An empty file is complete from the start; finalizing it is what a last chunk would do.
-      if (upload.complete && (upload.record.state === 'created' || upload.record.state === 'uploading')) void this.finalize(live);
+      if (upload.complete && (upload.record.state === 'created' || upload.record.state === 'uploading')) this.background(this.finalize(live));
       return { upload: this.statusOf(live), offset: upload.committed, window: 0 };
     }
     upload.owner = attachment;
@@ -423,7 +438,7 @@ export class UploadHub {
     live.rate.sample(now, upload.committed);
     this.advance(live, uploadPercent(live.plan, upload.committed, upload.record.size));
     this.publishProgress(live);
-    if (upload.complete && !live.finalizing) void this.finalize(live);
+    if (upload.complete && !live.finalizing) this.background(this.finalize(live));
   }
 
   /** The bar never goes back. */
@@ -481,6 +496,8 @@ export class UploadHub {
       this.setState(live, 'completed', {});
       return;
     }
+    // Shutting down: the upload stays `uploaded` and the next start processes it.
+    if (this.closing) return;
     const stageUpload: StageUpload = {
       id: record.id, name: record.name, size: record.size, mimeType: record.mimeType, metadata: record.metadata, sha256: record.sha256 ?? '',
     };
@@ -542,7 +559,7 @@ export class UploadHub {
       },
       failed: (id, error) => {
         const live = active(id);
-        if (live) void this.fail(live, error);
+        if (live) this.background(this.fail(live, error));
       },
     };
   }

@@ -16,6 +16,8 @@ export interface TransportContext {
 
 export interface Transport {
   readonly name: string;
+  /** Whether an HTTP upgrade to this path is this transport's; upgrades no transport owns get 404. */
+  ownsUpgrade?(pathname: string): boolean;
   /** Live connections or streams, for metrics and leak checks. */
   connections(): number;
   /** Ends every connection and releases every listener. */

@@ -54,7 +54,6 @@ export const ROOMS = {
 const CONGESTED_PACKETS = 64;
 
 /** Sees every upload's owner, to route its events; never given to a connection. */
-const ROUTER: Principal = Object.freeze({ id: 'socket.io transport', admin: true });
 
 export interface SocketIoTransport extends Transport {
   readonly io: HubIoServer;
@@ -132,6 +131,7 @@ export function socketIoTransport({ hub, server }: TransportContext): SocketIoTr
   return {
     name: 'socket.io',
     io,
+    ownsUpgrade: (pathname) => pathname.startsWith(`${io.path()}/`),
     connections: () => io.of('/').sockets.size,
     resources: () => {
       let sessionTimers = 0;
@@ -243,7 +243,9 @@ class RoomFanOut {
       all: true,
       deliver: (event) => {
         if (event.type === 'created') this.owners.set(event.uploadId, event.upload.owner);
-        this.throttle.push(event);
+        // With no Socket.IO client at all there is no one to throttle for.
+        if (this.io.engine.clientsCount > 0) this.throttle.push(event);
+        else if (isTerminalState(event.type)) this.owners.delete(event.uploadId);
       },
     });
     this.unsubscribe = () => subscription.close();
@@ -276,12 +278,8 @@ class RoomFanOut {
     let owner = this.owners.get(uploadId);
     if (owner === undefined) {
       // Uploads recovered at start-up had no `created` event in this process.
-      try {
-        owner = this.hub.status(ROUTER, uploadId).owner;
-      } catch {
-        return undefined;
-      }
-      this.owners.set(uploadId, owner);
+      owner = this.hub.ownerOf(uploadId);
+      if (owner !== undefined) this.owners.set(uploadId, owner);
     }
     return owner;
   }

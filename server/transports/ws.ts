@@ -95,6 +95,7 @@ export function webSocketTransport({ hub, server, logger }: TransportContext): T
 
   return {
     name: 'ws',
+    ownsUpgrade: (pathname) => pathname === WS_PATH,
     connections: () => wss.clients.size,
     async close() {
       server.off('upgrade', onUpgrade);

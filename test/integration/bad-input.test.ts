@@ -95,3 +95,13 @@ describe('bad input over raw WebSocket', () => {
     expect((await raw.closed).code).toBe(1009);
   });
 });
+
+describe('upgrades', () => {
+  it('answers an upgrade to a path no transport owns with 404 instead of hanging', async () => {
+    const hub = await startHub();
+    const socket = new WebSocket(`${hub.url.replace('http', 'ws')}/nowhere`);
+    onCleanup(() => socket.terminate());
+    const [error] = (await once(socket, 'error')) as [Error];
+    expect(error.message).toContain('404');
+  });
+});
