@@ -13,6 +13,9 @@ import { registerCase } from './registry.js';
 // Import order does not matter: registry.ts merges subjects in when the cases are read.
 // =============================================================================================
 import './hubWs.js';
+import './hubCancel.js';
+import './hubSocketIo.js';
+import './hubHttp.js';
 
 const baselineFile = (name: string): string => fileURLToPath(new URL(`./baselines/${name}`, import.meta.url));
 

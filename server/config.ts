@@ -58,6 +58,12 @@ export const hubOptionsSchema = z.object({
   heartbeatMs: ms.default(15_000),
   /** SSE `retry:` sent to EventSource clients, in ms. Default 2 s. */
   sseRetryMs: ms.default(2_000),
+  /**
+   * An SSE/NDJSON response whose unsent output passes this is closed (its client reconnects
+   * and replays); progress is coalesced long before, so only a reader that stopped reading
+   * gets here. In bytes. Default 1 MiB.
+   */
+  watcherMaxBufferedBytes: positiveInt.default(1 * MiB),
 
   /** Multipart: most files per request. Default 10. */
   multipartMaxFiles: positiveInt.default(10),
@@ -113,7 +119,9 @@ export function derivedLimits(options: HubOptions) {
     /** Socket.IO maxHttpBufferSize: one chunk plus its event envelope. */
     socketIoMaxBuffer: options.maxChunkSize + options.maxMessageBytes,
     busboyLimits: {
-      fileSize: options.maxFileSize,
+      // busboy flags a part as truncated when it reaches fileSize, so a file of exactly
+      // maxFileSize needs one byte more to pass.
+      fileSize: options.maxFileSize + 1,
       files: options.multipartMaxFiles,
       fields: options.multipartMaxFields,
       fieldSize: options.multipartMaxFieldSize,

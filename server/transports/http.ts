@@ -1,0 +1,58 @@
+/**
+ * The HTTP surface under /api: REST (create, list, status, cancel), watchers over SSE and
+ * NDJSON, and the busboy multipart upload; plus /healthz and /metrics. One handler per request
+ * kind lives in ./http/; this file only mounts them.
+ *
+ *   POST   /api/uploads               create (201, Location)
+ *   GET    /api/uploads               list (?state=)
+ *   GET    /api/uploads/:id           status
+ *   DELETE /api/uploads/:id           cancel (idempotent)
+ *   POST   /api/uploads/multipart     multipart/form-data upload
+ *   GET    /api/events                SSE / NDJSON, all visible uploads (?upload=ID...)
+ *   GET    /api/uploads/:id/events    SSE / NDJSON, one upload, ends after its terminal event
+ */
+import express from 'express';
+import { mountMetrics } from '../metrics.js';
+import { allEventsHandler, uploadEventsHandler } from './http/events.js';
+import { StreamSet } from './http/EventStream.js';
+import { multipartHandler } from './http/multipart.js';
+import { restRoutes } from './http/rest.js';
+import type { Transport, TransportContext } from './Transport.js';
+
+export const API_PATH = '/api';
+
+export interface HttpTransport extends Transport {
+  /** The open SSE/NDJSON streams: count, shared timers, and `idle()` for leak checks. */
+  readonly streams: StreamSet;
+}
+
+export function httpTransport({ hub, server, app }: TransportContext): HttpTransport {
+  const streams = new StreamSet(hub.options.heartbeatMs);
+  let closing = false;
+
+  // A multipart body streams for as long as its file takes; Node's default requestTimeout
+  // (5 min for the whole request) would cut large uploads off. Header timeouts still apply.
+  server.requestTimeout = 0;
+
+  const api = express.Router();
+  const context = { hub, streams, maxBufferedBytes: hub.options.watcherMaxBufferedBytes };
+  // Before the REST router so `multipart` and `events` are never read as an upload id.
+  api.post('/uploads/multipart', multipartHandler(hub));
+  api.get('/events', allEventsHandler(context));
+  api.get('/uploads/:id/events', uploadEventsHandler(context));
+  api.use(restRoutes(hub));
+  app.use(API_PATH, api);
+
+  const metrics = mountMetrics(app, hub, { watcherStreams: () => streams.size, healthy: () => !closing });
+
+  return {
+    name: 'http',
+    streams,
+    connections: () => streams.size,
+    async close() {
+      closing = true;
+      metrics.close();
+      streams.endAll();
+    },
+  };
+}

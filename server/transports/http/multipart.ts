@@ -1,0 +1,383 @@
+/**
+ * `POST /api/uploads/multipart`: multipart/form-data through busboy, each file part streamed
+ * straight into the core as one upload (never a whole file in memory), with the hub's limits.
+ *
+ * - Form fields become the metadata of every file part after them, so fields must come before
+ *   the files they describe. Two names are not metadata but apply to the next file part only:
+ *   `size` (its length in bytes, when the sender knows it) and `sha256` (checked by the hub).
+ * - A part's size bound, for progress and the size check, is its `size` field if sent, else the
+ *   request's Content-Length minus the bytes of earlier parts, else maxFileSize; the upload's
+ *   final size is what arrived.
+ * - The answer comes once every part is stored (state `uploaded` or later); with
+ *   `?wait=completed`, once every upload has reached a terminal state (processing included).
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import busboy from 'busboy';
+import type { Readable } from 'node:stream';
+import { ERROR_CODES, UploadHubError, toHubError } from '../../../shared/errors.js';
+import { isTerminalState, type ChunkReply, type CreateInput, type ErrorInfo, type UploadState, type UploadStatus } from '../../../shared/messages.js';
+import { derivedLimits } from '../../config.js';
+import type { Principal } from '../../core/auth.js';
+import type { Attachment, UploadHub } from '../../core/UploadHub.js';
+import { principalOf } from '../httpAuth.js';
+import { route, sendError } from './respond.js';
+import { createBody, queryList } from './rest.js';
+
+/** busboy's read and file buffers; Node's 16 KiB default costs several times the CPU at upload sizes. */
+const STREAM_HIGH_WATER_MARK = 1024 * 1024;
+
+/** Field names that describe the next file part instead of becoming metadata. */
+export const PART_SIZE_FIELD = 'size';
+export const PART_SHA256_FIELD = 'sha256';
+
+/** One file part in the answer, in the order the parts came. */
+export interface MultipartFileResult {
+  /** The form field name of the part. */
+  field: string;
+  name: string;
+  /** Absent when the part was refused before an upload was created. */
+  id?: string;
+  state: UploadState;
+  size: number;
+  bytes: number;
+  sha256?: string;
+  error?: ErrorInfo;
+}
+
+export interface MultipartResponse {
+  uploads: MultipartFileResult[];
+  /** Set when any part or the request failed; the HTTP status is this code's. */
+  error?: ErrorInfo;
+}
+
+type FileStream = Readable & { truncated?: boolean };
+
+const STORED = (state: UploadState): boolean => state !== 'created' && state !== 'uploading';
+
+function invalidPart(message: string): UploadHubError {
+  return new UploadHubError('ERR_BAD_MESSAGE', message);
+}
+
+/**
+ * Resolves with the upload's status once `reached` holds for its state, waiting on its events;
+ * early (with the status as it is) when `res` closes.
+ */
+function untilState(hub: UploadHub, principal: Principal, id: string, reached: (state: UploadState) => boolean, res: Response): Promise<UploadStatus> {
+  const current = hub.status(principal, id);
+  if (reached(current.state) || res.destroyed) return Promise.resolve(current);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      subscription.close();
+      res.off('close', done);
+      resolve(hub.status(principal, id));
+    };
+    const subscription = hub.events.subscribe({
+      // After the current task: a state change publishes before the hub's own next step
+      // (`uploaded` is followed at once by `completed` when no stage runs).
+      deliver: () => queueMicrotask(() => {
+        if (!subscription.closed && reached(hub.status(principal, id).state)) done();
+      }),
+    });
+    subscription.add(id);
+    res.once('close', done);
+  });
+}
+
+/** One file part: the writer the hub attaches the upload to. */
+class PartWriter implements Attachment {
+  failure: UploadHubError | undefined;
+  /** Bytes read from the part so far, stored or dropped. */
+  bytesSeen = 0;
+  /** The part's bytes are stored or refused: later request errors no longer concern it. */
+  settled = false;
+  private id: string | undefined;
+  private aborting: Promise<void> = Promise.resolve();
+  private abortStarted = false;
+  /** The hub released the upload without an error (it finalized it, or another writer took it). */
+  private released = false;
+
+  constructor(
+    private readonly hub: UploadHub,
+    private readonly principal: Principal,
+    readonly field: string,
+    readonly name: string,
+    private readonly stream: FileStream,
+  ) {
+    // busboy reports the limit as soon as it is reached, possibly before this part is attached.
+    stream.once('limit', () => this.fail(new UploadHubError('ERR_FILE_TOO_LARGE', `File exceeds maxFileSize ${hub.options.maxFileSize}`)));
+  }
+
+  detached(_uploadId: string, reason: UploadHubError | undefined): void {
+    if (reason) this.failure ??= reason;
+    else this.released = true;
+  }
+
+  /** Creates the upload, streams the part into it, finalizes or aborts it. */
+  async run(input: CreateInput, res: Response): Promise<MultipartFileResult> {
+    let created: UploadStatus;
+    try {
+      if (this.failure) throw this.failure;
+      created = await this.hub.create(this.principal, input);
+    } catch (error) {
+      this.settled = true;
+      this.stream.resume();
+      return this.refused(toHubError(error));
+    }
+    const id = created.id;
+    try {
+      const { offset, window } = await this.hub.attach(this.principal, id, this);
+      this.id = id;
+      if (!this.failure) await this.pump(id, offset, offset + window);
+      if (this.stream.truncated) this.fail(new UploadHubError('ERR_FILE_TOO_LARGE', `File exceeds maxFileSize ${this.hub.options.maxFileSize}`));
+      if (!this.failure && !this.released) await this.hub.endOfStream(this, id);
+    } catch (error) {
+      this.fail(toHubError(error));
+    }
+    this.settled = true;
+    this.stream.resume();
+    // A failure before the part was attached (busboy's limit) is applied now.
+    if (this.failure && !this.abortStarted) this.aborting = this.hub.abort(this, id, this.failure);
+    await this.aborting;
+    let status = this.hub.status(this.principal, id);
+    if (!this.failure && !STORED(status.state)) {
+      // All bytes in: the hub finalizes on its own when the last byte fills the size bound, and
+      // endOfStream then returns before that finalize is done. Wait for it.
+      if (status.bytes === status.size) status = await untilState(this.hub, this.principal, id, STORED, res);
+      else this.failure = new UploadHubError('ERR_NOT_ATTACHED', 'Another writer took the upload over');
+    }
+    return this.result(status);
+  }
+
+  fail(error: UploadHubError): void {
+    if (this.failure) return;
+    this.failure = error;
+    if (this.id === undefined) return;
+    // At once, so the partial bytes are deleted while the rest of the part is still arriving.
+    this.abortStarted = true;
+    this.aborting = this.hub.abort(this, this.id, error);
+  }
+
+  result(status: UploadStatus): MultipartFileResult {
+    const result: MultipartFileResult = { field: this.field, name: status.name, id: status.id, state: status.state, size: status.size, bytes: status.bytes };
+    if (status.sha256) result.sha256 = status.sha256;
+    const error = status.error ?? (status.state === 'completed' ? undefined : this.failure?.toJSON());
+    if (error) result.error = error;
+    return result;
+  }
+
+  refused(error: UploadHubError): MultipartFileResult {
+    return { field: this.field, name: this.name, state: 'failed', size: 0, bytes: 0, error: error.toJSON() };
+  }
+
+  /**
+   * Feeds the part's bytes to the hub, keeping at most the granted window in flight: when it is
+   * used up, reading waits for the oldest reply, and busboy's backpressure holds the socket.
+   */
+  private async pump(id: string, start: number, initialLimit: number): Promise<void> {
+    const maxChunk = this.hub.options.maxChunkSize;
+    const inFlight: Array<Promise<ChunkReply>> = [];
+    let offset = start;
+    let limit = initialLimit;
+    const settleOldest = async (): Promise<void> => {
+      const reply = await (inFlight.shift() as Promise<ChunkReply>);
+      if (reply.type === 'ack') limit = Math.max(limit, reply.offset + reply.window);
+      else this.fail(new UploadHubError(reply.code, reply.message));
+    };
+    try {
+      for await (const chunk of this.stream as AsyncIterable<Buffer>) {
+        // After a failure the rest of the part is read and dropped, so later parts still arrive.
+        this.bytesSeen += chunk.byteLength;
+        let rest = chunk;
+        while (rest.byteLength > 0 && !this.failure) {
+          while (offset >= limit && inFlight.length > 0 && !this.failure) await settleOldest();
+          if (this.failure) break;
+          if (offset >= limit) {
+            this.fail(new UploadHubError('ERR_UPLOAD_STATE', 'The hub granted no window for this upload'));
+            break;
+          }
+          const size = Math.min(rest.byteLength, limit - offset, maxChunk);
+          inFlight.push(this.hub.receive(this, id, offset, rest.subarray(0, size)));
+          offset += size;
+          rest = rest.subarray(size);
+        }
+      }
+    } catch (error) {
+      this.fail(toHubError(error, 'ERR_UPLOAD_ABORTED'));
+    }
+    while (inFlight.length > 0) await settleOldest();
+  }
+}
+
+/** One multipart request: its fields so far, its parts, and request-wide errors. */
+class MultipartForm {
+  private readonly metadata: Record<string, string> = {};
+  private next: { size?: string; sha256?: string } = {};
+  private readonly parts: Array<Promise<MultipartFileResult | undefined>> = [];
+  private readonly writers: PartWriter[] = [];
+  /** A limit or parse error of the request as a whole. */
+  error: UploadHubError | undefined;
+  aborted = false;
+
+  constructor(
+    private readonly hub: UploadHub,
+    private readonly principal: Principal,
+    private readonly contentLength: number | undefined,
+    private readonly res: Response,
+  ) {}
+
+  /** Reads the whole body; resolves when every part has been stored or refused. */
+  read(req: Request, parser: busboy.Busboy): Promise<MultipartFileResult[]> {
+    const limits = derivedLimits(this.hub.options).busboyLimits;
+    parser.on('field', (name, value, info) => {
+      if (info.nameTruncated || info.valueTruncated) {
+        this.error ??= new UploadHubError('ERR_TOO_MANY_FIELDS', `Field ${name} exceeds multipartMaxFieldSize ${limits.fieldSize}`);
+      } else if (name === PART_SIZE_FIELD || name === PART_SHA256_FIELD) {
+        this.next[name] = value;
+      } else {
+        this.metadata[name] = value;
+      }
+    });
+    parser.on('file', (field, stream, info) => this.part(field, stream, info));
+    parser.on('filesLimit', () => {
+      this.error ??= new UploadHubError('ERR_TOO_MANY_FILES', `At most ${limits.files} files per request (multipartMaxFiles)`);
+    });
+    parser.on('fieldsLimit', () => {
+      this.error ??= new UploadHubError('ERR_TOO_MANY_FIELDS', `At most ${limits.fields} fields per request (multipartMaxFields)`);
+    });
+    const onRequestClose = (): void => {
+      if (req.complete) return;
+      this.aborted = true;
+      parser.destroy(new UploadHubError('ERR_UPLOAD_ABORTED'));
+    };
+    req.once('close', onRequestClose);
+    // A client that stops sending holds its uploads attached: after idleTimeoutMs without a
+    // byte the request fails, like an idle socket upload. The clock stops once the body is in.
+    const idleMs = this.hub.options.idleTimeoutMs;
+    const onIdle = (): void => {
+      parser.destroy(new UploadHubError('ERR_IDLE_TIMEOUT', `No body bytes for ${idleMs} ms`));
+    };
+    if (idleMs > 0) req.setTimeout(idleMs, onIdle);
+    return new Promise((resolve) => {
+      // busboy may report one failure twice (emitted, then again when destroyed): handle each.
+      parser.on('error', (error: unknown) => {
+        this.error ??= toHubError(error, 'ERR_BAD_MESSAGE');
+        req.unpipe(parser);
+        req.resume();
+        for (const writer of this.writers) if (!writer.settled) writer.fail(this.error);
+        // Ends the file stream of the part being read, so its writer stops waiting for bytes.
+        if (!parser.destroyed) parser.destroy();
+      });
+      parser.once('close', () => {
+        req.off('close', onRequestClose);
+        req.off('timeout', onIdle);
+        if (idleMs > 0 && !req.socket.destroyed) req.socket.setTimeout(0);
+        void Promise.all(this.parts).then((results) => resolve(results.filter((result) => result !== undefined)));
+      });
+      req.pipe(parser);
+    });
+  }
+
+  private part(field: string, stream: FileStream, info: busboy.FileInfo): void {
+    const declared = this.next;
+    this.next = {};
+    // A browser form's empty file input sends a part with an empty filename: no file chosen.
+    if (info.filename === '') {
+      stream.resume();
+      return;
+    }
+    const name = info.filename ?? field;
+    const writer = new PartWriter(this.hub, this.principal, field, name, stream);
+    this.writers.push(writer);
+    if (this.error) {
+      stream.resume();
+      this.parts.push(Promise.resolve(writer.refused(this.error)));
+      return;
+    }
+    this.parts.push((async () => {
+      const input = createBody.safeParse({
+        name,
+        size: declared.size !== undefined ? Number(declared.size) : this.bound(),
+        mimeType: info.mimeType,
+        metadata: { ...this.metadata },
+        ...(declared.sha256 === undefined ? {} : { sha256: declared.sha256 }),
+      });
+      if (!input.success) {
+        stream.resume();
+        const issue = input.error.issues[0];
+        return writer.refused(invalidPart(`Invalid part ${field}${issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'schema mismatch'}`));
+      }
+      return writer.run(input.data, this.res);
+    })());
+  }
+
+  /** An upper bound of a part's size: what the body has room for, within maxFileSize. */
+  private bound(): number {
+    const max = this.hub.options.maxFileSize;
+    if (this.contentLength === undefined) return max;
+    // Bytes of earlier parts counted so far: an undercount only makes the bound looser.
+    let used = 0;
+    for (const writer of this.writers) used += writer.bytesSeen;
+    return Math.min(max, Math.max(0, this.contentLength - used));
+  }
+}
+
+function contentLengthOf(req: Request): number | undefined {
+  const raw = req.headers['content-length'];
+  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
+}
+
+/** Answers before the body is read: the connection closes, so the unread body is not waited for. */
+function refuse(res: Response, error: UploadHubError): void {
+  res.setHeader('Connection', 'close');
+  sendError(res, error);
+}
+
+export function multipartHandler(hub: UploadHub): RequestHandler {
+  return route(async (req, res) => {
+    let principal: Principal;
+    try {
+      principal = await principalOf(hub, req);
+    } catch (error) {
+      refuse(res, toHubError(error));
+      return;
+    }
+    const wait = queryList(req.query.wait)[0];
+    if (wait !== undefined && wait !== 'completed') {
+      refuse(res, new UploadHubError('ERR_BAD_MESSAGE', '?wait= takes only "completed"'));
+      return;
+    }
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({
+        headers: req.headers,
+        limits: derivedLimits(hub.options).busboyLimits,
+        highWaterMark: STREAM_HIGH_WATER_MARK,
+        fileHwm: STREAM_HIGH_WATER_MARK,
+        defParamCharset: 'utf8',
+      });
+    } catch (error) {
+      refuse(res, new UploadHubError('ERR_BAD_MESSAGE', `Expected a multipart/form-data body: ${(error as Error).message}`));
+      return;
+    }
+    const form = new MultipartForm(hub, principal, contentLengthOf(req), res);
+    let uploads = await form.read(req, parser);
+    if (form.aborted || res.destroyed) return;
+    if (wait === 'completed') {
+      uploads = await Promise.all(uploads.map(async (upload) =>
+        upload.id === undefined || isTerminalState(upload.state) ? upload : { ...upload, ...pick(await untilState(hub, principal, upload.id, isTerminalState, res)) }));
+    }
+    const error = form.error?.toJSON() ?? uploads.find((upload) => upload.error)?.error ??
+      (uploads.length === 0 ? new UploadHubError('ERR_BAD_MESSAGE', 'The form has no file part').toJSON() : undefined);
+    const body: MultipartResponse = error === undefined ? { uploads } : { uploads, error };
+    // A body not read to its end cannot be followed by another request on this connection.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    res.status(error === undefined ? 200 : ERROR_CODES[error.code].status).json(body);
+  });
+}
+
+function pick(status: UploadStatus): Partial<MultipartFileResult> {
+  const out: Partial<MultipartFileResult> = { state: status.state, size: status.size, bytes: status.bytes };
+  if (status.sha256) out.sha256 = status.sha256;
+  if (status.error) out.error = status.error;
+  return out;
+}

@@ -1,0 +1,49 @@
+/**
+ * JSON answers and errors for the HTTP routes. Every error is `{ error: { code, message } }`
+ * with the HTTP status of its code in shared/errors.ts, so HTTP clients see the same codes as
+ * socket clients.
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { UploadHubError, toHubError } from '../../../shared/errors.js';
+import { UPLOAD_ID_PATTERN, type ErrorInfo } from '../../../shared/messages.js';
+
+export interface ErrorBody {
+  error: ErrorInfo;
+}
+
+export function sendError(res: Response, error: unknown, extra: Record<string, unknown> = {}): void {
+  const hubError = toHubError(error);
+  if (res.headersSent) {
+    res.destroy(hubError);
+    return;
+  }
+  res.status(hubError.status).json({ ...extra, error: hubError.toJSON() } satisfies ErrorBody & Record<string, unknown>);
+}
+
+/** Lets an async route throw: the error becomes its JSON answer. */
+export function route(handler: (req: Request, res: Response) => Promise<void>): RequestHandler {
+  return (req, res) => {
+    handler(req, res).catch((error: unknown) => sendError(res, error));
+  };
+}
+
+/** The `:id` parameter, refused as ERR_NOT_FOUND before it reaches the core when it cannot be an id. */
+export function uploadIdParam(req: Request): string {
+  const id = req.params.id;
+  if (typeof id !== 'string' || !UPLOAD_ID_PATTERN.test(id)) throw new UploadHubError('ERR_NOT_FOUND', 'No such upload');
+  return id;
+}
+
+/** Maps body-parser failures (bad JSON, body too large) to the hub's codes. */
+export function jsonErrors(error: unknown, _req: Request, res: Response, next: NextFunction): void {
+  if (res.headersSent) {
+    next(error);
+    return;
+  }
+  const type = (error as { type?: unknown } | undefined)?.type;
+  if (type === 'entity.too.large') sendError(res, new UploadHubError('ERR_MESSAGE_TOO_LARGE'));
+  else if (type === 'entity.parse.failed') sendError(res, new UploadHubError('ERR_BAD_MESSAGE', 'Body is not valid JSON'));
+  else if (error instanceof UploadHubError) sendError(res, error);
+  else if (typeof type === 'string') sendError(res, new UploadHubError('ERR_BAD_MESSAGE', (error as Error).message));
+  else sendError(res, error);
+}

@@ -1,0 +1,68 @@
+/**
+ * The REST routes over the core: create, list, status, cancel. Bodies and queries are checked
+ * with the protocol's zod schemas, so a create over HTTP accepts exactly what `create` over a
+ * socket does.
+ */
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { UploadHubError } from '../../../shared/errors.js';
+import { createMessage, UPLOAD_STATES, type UploadStatus } from '../../../shared/messages.js';
+import type { UploadHub } from '../../core/UploadHub.js';
+import { principalOf } from '../httpAuth.js';
+import { jsonErrors, route, uploadIdParam } from './respond.js';
+
+/** `POST /api/uploads` body: the socket `create` message without `type` and `reqId`. */
+export const createBody = createMessage.omit({ type: true, reqId: true });
+
+const stateFilter = z.array(z.enum(UPLOAD_STATES));
+
+/** Query values as a flat list: `?state=a&state=b` and `?state=a,b` alike. */
+export function queryList(value: unknown): string[] {
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.flatMap((item) => (typeof item === 'string' ? item.split(',') : [])).map((item) => item.trim()).filter((item) => item !== '');
+}
+
+function invalid(what: string, error: z.ZodError): UploadHubError {
+  const issue = error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  return new UploadHubError('ERR_BAD_MESSAGE', `Invalid ${what}${where}: ${issue?.message ?? 'schema mismatch'}`);
+}
+
+export function uploadLocation(id: string): string {
+  return `/api/uploads/${id}`;
+}
+
+/** Mounted at /api. */
+export function restRoutes(hub: UploadHub): Router {
+  const router = express.Router();
+  const json = express.json({ limit: hub.options.maxMessageBytes });
+
+  router.post('/uploads', json, route(async (req, res) => {
+    const principal = await principalOf(hub, req);
+    const body = createBody.safeParse(req.body ?? {});
+    if (!body.success) throw invalid('create body', body.error);
+    const upload = await hub.create(principal, body.data);
+    res.status(201).location(uploadLocation(upload.id)).json(upload satisfies UploadStatus);
+  }));
+
+  router.get('/uploads', route(async (req, res) => {
+    const principal = await principalOf(hub, req);
+    const states = stateFilter.safeParse(queryList(req.query.state));
+    if (!states.success) throw invalid('state filter', states.error);
+    const uploads = hub.list(principal, states.data.length === 0 ? {} : { state: states.data });
+    res.json({ uploads });
+  }));
+
+  router.get('/uploads/:id', route(async (req, res) => {
+    const principal = await principalOf(hub, req);
+    res.json(hub.status(principal, uploadIdParam(req)));
+  }));
+
+  router.delete('/uploads/:id', route(async (req, res) => {
+    const principal = await principalOf(hub, req);
+    res.json(await hub.cancel(principal, uploadIdParam(req)));
+  }));
+
+  router.use(jsonErrors);
+  return router;
+}
