@@ -58,7 +58,9 @@ export class Subscription {
 
 export class EventBus {
   private nextId: number;
+  /** A ring: `history[(start + i) % historySize]` is the i-th oldest kept event. */
   private readonly history: HubEvent[] = [];
+  private start = 0;
   private readonly byUpload = new Map<string, Set<Subscription>>();
   private readonly allUploads = new Set<Subscription>();
   private readonly listeners = new Set<(event: HubEvent) => void>();
@@ -70,8 +72,11 @@ export class EventBus {
   /** Stamps the event with its id and time, records it, and delivers it synchronously. */
   publish(body: HubEventBody): HubEvent {
     const event = { ...body, id: this.nextId++, at: Date.now() } as HubEvent;
-    this.history.push(event);
-    if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+    if (this.history.length < this.historySize) this.history.push(event);
+    else {
+      this.history[this.start] = event;
+      this.start = (this.start + 1) % this.historySize;
+    }
     for (const listener of this.listeners) listener(event);
     const targeted = this.byUpload.get(event.uploadId);
     if (targeted) for (const sub of targeted) this.deliver(sub, event);
@@ -96,11 +101,14 @@ export class EventBus {
    * (the caller then starts over from a snapshot).
    */
   since(lastId: number): HubEvent[] | undefined {
-    const oldest = this.history[0];
-    if (!oldest) return lastId < this.nextId ? [] : undefined;
-    if (lastId < oldest.id - 1 || lastId >= this.nextId) return undefined;
-    // Ids are consecutive within the history, so the position is arithmetic.
-    return this.history.slice(lastId - oldest.id + 1);
+    // Caught up: nothing was published after it (also the only answer an empty history can give).
+    if (lastId === this.nextId - 1) return [];
+    const oldest = this.history[this.start];
+    if (!oldest || lastId < oldest.id - 1 || lastId >= this.nextId) return undefined;
+    // Ids are consecutive within the history, so positions are arithmetic.
+    const out: HubEvent[] = [];
+    for (let i = lastId - oldest.id + 1; i < this.history.length; i++) out.push(this.history[(this.start + i) % this.history.length] as HubEvent);
+    return out;
   }
 
   /** The id the next event will carry, minus one: a watcher that starts now has seen up to here. */

@@ -66,7 +66,8 @@ interface Live {
   queuePosition: number | undefined;
   rate: RateMeter;
   logs: LogLimiter;
-  finalizing: boolean;
+  /** Set once finalizing started; resolves when it is over. */
+  finalizing: Promise<void> | undefined;
 }
 
 function newId(): string {
@@ -418,7 +419,7 @@ export class UploadHub {
       queuePosition: undefined,
       rate: new RateMeter(),
       logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish({ type: 'log', uploadId: record.id, ...line })),
-      finalizing: false,
+      finalizing: undefined,
     };
     this.uploads.set(record.id, live);
     return live;
@@ -465,9 +466,13 @@ export class UploadHub {
     this.publish(body);
   }
 
-  private async finalize(live: Live): Promise<void> {
-    if (live.finalizing) return;
-    live.finalizing = true;
+  /** Checks and completes the bytes phase once; every caller gets the same run. */
+  private finalize(live: Live): Promise<void> {
+    live.finalizing ??= this.finalizeOnce(live);
+    return live.finalizing;
+  }
+
+  private async finalizeOnce(live: Live): Promise<void> {
     const { upload } = live;
     try {
       await upload.open();

@@ -24,6 +24,20 @@ describe('EventBus', () => {
     expect(bus.since(first.id + 100)).toBeUndefined();
   });
 
+  it('tells a fresh process that an id from before its start is too old, not caught up', () => {
+    const bus = new EventBus(10, () => 1000);
+    expect(bus.since(bus.lastId)).toEqual([]);
+    expect(bus.since(bus.lastId - 5)).toBeUndefined();
+  });
+
+  it('keeps replay exact across many wraps of the ring', () => {
+    const bus = new EventBus(7, () => 1000);
+    const ids = Array.from({ length: 50 }, (_, i) => bus.publish(log('u1', String(i))).id);
+    expect(bus.since(ids[45] as number)?.map((e) => e.id)).toEqual(ids.slice(46));
+    expect(bus.since(ids[42] as number)?.map((e) => e.id)).toEqual(ids.slice(43));
+    expect(bus.since(ids[41] as number)).toBeUndefined();
+  });
+
   it('delivers to subscribers of the upload and to "all" subscribers once each', () => {
     const bus = new EventBus(10);
     const seen: string[] = [];
