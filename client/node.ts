@@ -12,7 +12,7 @@ import type { ConnectionFactory } from './connection/ClientConnection.js';
 
 /** The socket transports available in Node, by name. */
 export const NODE_CONNECTIONS: Partial<Record<TransportName, ConnectionFactory>> = {
-  ws: (connectionOptions) => new WsConnection(connectionOptions, WebSocket as unknown as WebSocketConstructor),
+  ws: (connectionOptions) => new WsConnection(connectionOptions, WebSocket as unknown as WebSocketConstructor, true),
   'socket.io': (connectionOptions) => new SocketIoConnection(connectionOptions),
 };
 

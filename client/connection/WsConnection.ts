@@ -4,7 +4,7 @@
  */
 import { UploadHubError, isErrorCode } from '../../shared/errors.js';
 import { parseServerMessage } from '../../shared/codec.js';
-import { encodeChunkFrame } from '../../shared/frame.js';
+import { chunkHeaderLength, encodeChunkFrame, writeChunkHeader } from '../../shared/frame.js';
 import { PROTOCOL_VERSION, type ChunkReply, type ServerMessage, type WelcomeMessage } from '../../shared/messages.js';
 import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
 import { PendingChunks, PendingRequests } from './Pending.js';
@@ -38,8 +38,14 @@ export class WsConnection implements ClientConnection {
   private readonly chunks = new PendingChunks();
   private readonly pings = new Map<number, (rtt: number) => void>();
   private ended = false;
+  private frame: Uint8Array | undefined;
 
-  constructor(private readonly options: ConnectionOptions, private readonly WebSocketClass: WebSocketConstructor) {
+  /**
+   * @param reuseFrames  the socket copies what send() is given before send() returns (`ws`
+   *                     does, for masked client frames), so one frame buffer can serve every
+   *                     chunk. Default false: a new frame per chunk, safe with any WebSocket.
+   */
+  constructor(private readonly options: ConnectionOptions, private readonly WebSocketClass: WebSocketConstructor, private readonly reuseFrames = false) {
     this.requests = new PendingRequests(options.requestTimeoutMs);
   }
 
@@ -109,7 +115,15 @@ export class WsConnection implements ClientConnection {
       this.chunks.rejectAll(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not open'));
       return reply;
     }
-    this.socket.send(encodeChunkFrame(uploadId, offset, data));
+    if (this.reuseFrames) {
+      // `ws` masks a client frame into a buffer of its own inside send(), so one frame buffer
+      // serves every chunk: a copy, but no 1 MiB allocation (and its garbage) per chunk.
+      const length = chunkHeaderLength(uploadId) + data.byteLength;
+      if (!this.frame || this.frame.byteLength < length) this.frame = new Uint8Array(length);
+      const frame = this.frame.subarray(0, length);
+      frame.set(data, writeChunkHeader(frame, uploadId, offset));
+      this.socket.send(frame);
+    } else this.socket.send(encodeChunkFrame(uploadId, offset, data));
     return reply;
   }
 

@@ -106,10 +106,11 @@ export class Upload {
     // An overlapping chunk contributes only the bytes past what was already accepted.
     const fresh = offset < this.received ? data.subarray(this.received - offset) : data;
     if (fresh.byteLength > 0) {
-      this.hash.update(fresh);
       this.queue.push(fresh);
       this.received = end;
+      // The write is dispatched first, so the disk works while this thread hashes.
       this.writing ??= this.drain();
+      this.hash.update(fresh);
     }
     return { status: 'accepted', committed: this.whenCommitted(end) };
   }
