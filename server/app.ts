@@ -50,10 +50,15 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
   // Socket.IO must not destroy the other transports' upgrades, so nobody would answer an
   // upgrade to an unknown path: it gets a 404 here instead of hanging.
+  // While shutting down, transports have stopped taking upgrades: refuse them all, or a client
+  // reconnecting at that moment would hold a half-upgraded socket that server.close() awaits.
+  let shuttingDown = false;
   server.on('upgrade', (request, socket) => {
     const pathname = (request.url ?? '/').split('?')[0] as string;
-    if (transports.some((transport) => transport.ownsUpgrade?.(pathname))) return;
-    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else if (!transports.some((transport) => transport.ownsUpgrade?.(pathname))) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -72,6 +77,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
     hub, server, app, transports, logger, url, port,
     close() {
       closing ??= (async () => {
+        shuttingDown = true;
         await Promise.all(transports.map((transport) => transport.close()));
         await hub.close();
         server.closeAllConnections();
