@@ -78,3 +78,53 @@ export class PendingChunks {
     this.queues.clear();
   }
 }
+
+export class PendingPings {
+  private readonly waiting = new Map<number, { resolve(rtt: number): void; reject(error: UploadHubError): void }>();
+
+  /** Registers a ping; `t` goes out in it and comes back in the pong. */
+  add(): { t: number; rtt: Promise<number> } {
+    const t = performance.now();
+    const rtt = new Promise<number>((resolve, reject) => this.waiting.set(t, { resolve, reject }));
+    return { t, rtt };
+  }
+
+  settle(t: number): void {
+    const waiting = this.waiting.get(t);
+    this.waiting.delete(t);
+    waiting?.resolve(performance.now() - t);
+  }
+
+  rejectAll(error: UploadHubError): void {
+    for (const waiting of this.waiting.values()) waiting.reject(error);
+    this.waiting.clear();
+  }
+}
+
+/**
+ * Routes a hub message (after welcome) to whoever awaits it: a request, a chunk (transports
+ * whose chunk replies arrive as messages), a ping, or the connection's handlers.
+ */
+export function routeMessage(
+  message: ServerMessage,
+  pending: { requests: PendingRequests; pings: PendingPings; chunks?: PendingChunks },
+  handlers: { event(event: Extract<ServerMessage, { type: 'event' }>['event']): void; error(message: Extract<ServerMessage, { type: 'error' }>): void },
+): void {
+  switch (message.type) {
+    case 'ack':
+      pending.chunks?.settle(message);
+      return;
+    case 'event':
+      handlers.event(message.event);
+      return;
+    case 'pong':
+      pending.pings.settle(message.t);
+      return;
+    case 'error':
+      if (pending.requests.settle(message) || pending.chunks?.settle(message)) return;
+      handlers.error(message);
+      return;
+    default:
+      pending.requests.settle(message);
+  }
+}

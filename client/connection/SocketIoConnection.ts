@@ -17,7 +17,7 @@ import {
   type SocketIoAuth,
 } from '../../shared/socketio.js';
 import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
-import { PendingRequests } from './Pending.js';
+import { PendingPings, PendingRequests, routeMessage } from './Pending.js';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -37,7 +37,7 @@ export class SocketIoConnection implements ClientConnection {
   private readonly requests: PendingRequests;
   /** Rejecters of chunks awaiting their acknowledgement, to fail them when the socket goes. */
   private readonly chunks = new Set<(error: UploadHubError) => void>();
-  private readonly pings = new Map<number, { resolve(rtt: number): void; reject(error: UploadHubError): void }>();
+  private readonly pings = new PendingPings();
   /** What the hub said in `closing` before disconnecting. */
   private closeReason: UploadHubError | undefined;
   private ended = false;
@@ -68,8 +68,7 @@ export class SocketIoConnection implements ClientConnection {
         this.requests.rejectAll(reason);
         for (const rejectChunk of [...this.chunks]) rejectChunk(reason);
         this.chunks.clear();
-        for (const ping of this.pings.values()) ping.reject(reason);
-        this.pings.clear();
+        this.pings.rejectAll(reason);
         // Releases the Engine.IO connection and the Manager (a no-op if they are gone already).
         socket.disconnect();
         if (!welcomed) reject(reason);
@@ -137,11 +136,9 @@ export class SocketIoConnection implements ClientConnection {
   ping(): Promise<number> {
     const socket = this.socket;
     if (!socket?.connected) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not connected'));
-    const t = performance.now();
-    return new Promise((resolve, reject) => {
-      this.pings.set(t, { resolve, reject });
-      socket.emit('ping', { t });
-    });
+    const { t, rtt } = this.pings.add();
+    socket.emit('ping', { t });
+    return rtt;
   }
 
   sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
@@ -177,21 +174,6 @@ export class SocketIoConnection implements ClientConnection {
   }
 
   private receive(message: ServerMessage): void {
-    switch (message.type) {
-      case 'event':
-        this.options.handlers.event(message.event);
-        return;
-      case 'pong': {
-        const ping = this.pings.get(message.t);
-        this.pings.delete(message.t);
-        ping?.resolve(performance.now() - message.t);
-        return;
-      }
-      case 'error':
-        if (!this.requests.settle(message)) this.options.handlers.error(message);
-        return;
-      default:
-        this.requests.settle(message);
-    }
+    routeMessage(message, { requests: this.requests, pings: this.pings }, this.options.handlers);
   }
 }

@@ -7,7 +7,7 @@ import { parseServerMessage } from '../../shared/codec.js';
 import { chunkHeaderLength, encodeChunkFrame, writeChunkHeader } from '../../shared/frame.js';
 import { PROTOCOL_VERSION, type ChunkReply, type ServerMessage, type WelcomeMessage } from '../../shared/messages.js';
 import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
-import { PendingChunks, PendingRequests } from './Pending.js';
+import { PendingChunks, PendingPings, PendingRequests, routeMessage } from './Pending.js';
 
 /** The part of the WebSocket API the client uses; browsers' WebSocket and `ws` both fit. */
 export interface WebSocketLike {
@@ -36,7 +36,7 @@ export class WsConnection implements ClientConnection {
   private socket: WebSocketLike | undefined;
   private readonly requests: PendingRequests;
   private readonly chunks = new PendingChunks();
-  private readonly pings = new Map<number, (rtt: number) => void>();
+  private readonly pings = new PendingPings();
   private ended = false;
   private frame: Uint8Array | undefined;
 
@@ -84,6 +84,7 @@ export class WsConnection implements ClientConnection {
         const reason = failure ?? closeError(event.code, event.reason);
         this.requests.rejectAll(reason);
         this.chunks.rejectAll(reason);
+        this.pings.rejectAll(reason);
         if (!welcomed) reject(reason);
         else if (!this.ended) this.options.handlers.closed(reason);
         this.ended = true;
@@ -102,11 +103,10 @@ export class WsConnection implements ClientConnection {
   }
 
   ping(): Promise<number> {
-    const t = performance.now();
-    return new Promise((resolve) => {
-      this.pings.set(t, resolve);
-      this.send({ type: 'ping', t });
-    });
+    if (this.socket?.readyState !== OPEN) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Socket is not open'));
+    const { t, rtt } = this.pings.add();
+    this.send({ type: 'ping', t });
+    return rtt;
   }
 
   sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
@@ -137,26 +137,7 @@ export class WsConnection implements ClientConnection {
   }
 
   private receive(message: ServerMessage): void {
-    switch (message.type) {
-      case 'ack':
-        this.chunks.settle(message);
-        return;
-      case 'event':
-        this.options.handlers.event(message.event);
-        return;
-      case 'pong': {
-        const resolve = this.pings.get(message.t);
-        this.pings.delete(message.t);
-        resolve?.(performance.now() - message.t);
-        return;
-      }
-      case 'error':
-        if (this.requests.settle(message) || this.chunks.settle(message)) return;
-        this.options.handlers.error(message);
-        return;
-      default:
-        this.requests.settle(message);
-    }
+    routeMessage(message, { requests: this.requests, chunks: this.chunks, pings: this.pings }, this.options.handlers);
   }
 }
 

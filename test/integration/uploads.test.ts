@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { UploadHubError } from '../../shared/errors.js';
 import type { AckMessage, ChunkReply, ProgressEvent } from '../../shared/messages.js';
@@ -15,6 +17,13 @@ const MiB = 1024 * 1024;
 
 const tokens: Record<string, { id: string }> = { alice: { id: 'alice' }, bob: { id: 'bob' } };
 const authenticate = (token: string | undefined) => (token ? tokens[token] ?? null : null);
+
+/** The TCP sockets `server` accepts from now on, for cutting connections. */
+function trackSockets(server: Server): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => sockets.add(socket));
+  return sockets;
+}
 
 function asAck(reply: ChunkReply): AckMessage {
   if (reply.type !== 'ack') throw new Error(`expected an ack, got ${reply.code}: ${reply.message}`);
@@ -43,8 +52,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
 
   it('resumes after the socket is destroyed mid-upload; the committed offset never goes back', async () => {
     const hub = await startHub();
-    const sockets = new Set<import('node:net').Socket>();
-    hub.server.on('connection', (socket) => sockets.add(socket));
+    const sockets = trackSockets(hub.server);
     const client = startClient({ url: hub.url, transport, reconnectDelayMs: 20 });
     const bytes = randomBytes(24 * MiB);
     const gated = gatedStream(bytes, 10 * MiB);
@@ -109,6 +117,18 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const error = await upload.done.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ERR_CONNECTION_LOST' });
     expect(attempts).toEqual([1, 2]);
+  });
+
+  it('rejects pings pending when the connection drops, and pings on a dropped connection', async () => {
+    const hub = await startHub();
+    const sockets = trackSockets(hub.server);
+    const raw = await openConnection(transport, hub.url);
+    expect(await raw.connection.ping()).toBeGreaterThanOrEqual(0);
+    const pending = raw.connection.ping();
+    for (const socket of sockets) socket.destroy();
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_CONNECTION_LOST' });
+    await raw.closed;
+    await expect(raw.connection.ping()).rejects.toMatchObject({ code: 'ERR_CONNECTION_LOST' });
   });
 
   it('acknowledges duplicates without writing, takes the new part of an overlap, answers gaps with the committed offset', async () => {
