@@ -281,8 +281,9 @@ export class UploadHub {
     const outcome = upload.accept(offset, data);
     if (outcome.status === 'rejected') return fail(outcome.error.code, outcome.error.message, upload.committed);
     if (outcome.status === 'accepted' && upload.record.state === 'created') {
+      // Not saved on its own: a restart treats created and uploading alike, and the next
+      // state change saves it with the rest.
       upload.record.state = 'uploading';
-      this.persist(live);
       this.publish({ type: 'uploading', uploadId: id, bytes: upload.committed });
     }
     try {

@@ -158,8 +158,10 @@ export class DiskStore implements UploadStore {
   }
 
   async openWriter(id: string, offset: number): Promise<ByteWriter> {
-    // 'a' would ignore positions on Linux; 'r+' needs the file to exist, so create it first.
     const path = this.dataPath(id);
+    // From 0, 'w' creates or empties the file in one call. Further on, 'r+' keeps what is
+    // stored ('a' would ignore positions on Linux) and needs the file: create it first.
+    if (offset === 0) return new FileByteWriter(await open(path, 'w'));
     await (await open(path, 'a')).close();
     const handle = await open(path, 'r+');
     try {
