@@ -4,6 +4,7 @@
  */
 import { UploadHubError } from '../../shared/errors.js';
 import type { ChunkReply, ServerMessage } from '../../shared/messages.js';
+import type { ConnectionHandlers } from './ClientConnection.js';
 
 interface Waiting {
   resolve(message: ServerMessage): void;
@@ -108,7 +109,7 @@ export class PendingPings {
 export function routeMessage(
   message: ServerMessage,
   pending: { requests: PendingRequests; pings: PendingPings; chunks?: PendingChunks },
-  handlers: { event(event: Extract<ServerMessage, { type: 'event' }>['event']): void; error(message: Extract<ServerMessage, { type: 'error' }>): void },
+  handlers: Pick<ConnectionHandlers, 'event' | 'error'>,
 ): void {
   switch (message.type) {
     case 'ack':

@@ -345,12 +345,8 @@ export class UploadHub {
     const { upload } = live;
     const stopped = await this.processing.cancel(upload.id);
     if (isTerminalState(upload.record.state)) return this.statusOf(live);
-    const error = new UploadHubError('ERR_CANCELLED');
     const stage = stopped?.stage;
-    this.endAttachment(live, error);
-    await upload.abort(error);
-    // Deleted before `cancelled` goes out: whoever hears it may rely on the bytes being gone.
-    await this.store.removeData(upload.id);
+    await this.discard(live, new UploadHubError('ERR_CANCELLED'));
     if (stage !== undefined) upload.record.stage = stage;
     this.setState(live, 'cancelled', stage === undefined ? {} : { stage });
     return this.statusOf(live);
@@ -572,14 +568,24 @@ export class UploadHub {
 
   private async fail(live: Live, error: UploadHubError): Promise<void> {
     if (isTerminalState(live.upload.record.state)) return;
-    this.endAttachment(live, error);
-    await live.upload.abort(error);
-    // Partial bytes and outputs of a failed upload are of no use to anyone; keep the record.
-    await this.store.removeData(live.upload.id).catch(() => undefined);
+    // Partial bytes and outputs of a failed upload are of no use to anyone; the record stays,
+    // and the failure is reported even if deleting them failed.
+    await this.discard(live, error).catch(() => undefined);
     const info = error.toJSON();
     live.upload.record.error = info;
     if (error.stage !== undefined) live.upload.record.stage = error.stage;
     this.setState(live, 'failed', { error: info });
+  }
+
+  /**
+   * Ends an upload's bytes for good: the writer is told, pending chunks fail, bytes and outputs
+   * are deleted. Callers publish the terminal state after it, so whoever hears `cancelled`,
+   * `failed` or `expired` may rely on the bytes being gone.
+   */
+  private async discard(live: Live, error: UploadHubError): Promise<void> {
+    this.endAttachment(live, error);
+    await live.upload.abort(error);
+    await this.store.removeData(live.upload.id);
   }
 
   /** Tells the attached writer it no longer holds the upload. */
@@ -657,9 +663,9 @@ export class UploadHub {
         this.options.uploadTtlMs > 0 && !live.upload.owner && (record.state === 'created' || record.state === 'uploading') &&
         now - record.updatedAt > this.options.uploadTtlMs
       ) {
-        await live.upload.abort(new UploadHubError('ERR_EXPIRED'));
-        await this.store.removeData(record.id).catch(() => undefined);
-        record.error = new UploadHubError('ERR_EXPIRED').toJSON();
+        const expired = new UploadHubError('ERR_EXPIRED');
+        await this.discard(live, expired).catch(() => undefined);
+        record.error = expired.toJSON();
         this.setState(live, 'expired', {});
       }
     }
