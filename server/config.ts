@@ -65,6 +65,17 @@ export const hubOptionsSchema = z.object({
    */
   watcherMaxBufferedBytes: positiveInt.default(1 * MiB),
 
+  /** Bodies of routes that are not uploads (JSON) must arrive within this long, in ms. Default 30 s. 0 no limit. */
+  requestTimeoutMs: ms.default(30_000),
+  /**
+   * An HTTP upload body (multipart) that arrives slower than this, averaged over
+   * minUploadRateWindowMs, is aborted and its upload fails with ERR_TOO_SLOW. In bytes per
+   * second. Default 1 KiB/s. 0 turns it off.
+   */
+  minUploadRate: bytes.default(1 * KiB),
+  /** The window minUploadRate is averaged over, in ms. Default 30 s. */
+  minUploadRateWindowMs: positiveInt.default(30_000),
+
   /** Multipart: most files per request. Default 10. */
   multipartMaxFiles: positiveInt.default(10),
   /** Multipart: most non-file fields per request. Default 100. */

@@ -33,6 +33,12 @@ export const ERROR_CODES = {
   ERR_STAGE_FAILED: { status: 500, closeCode: 4500, message: 'A processing stage failed' },
   ERR_STAGE_TIMEOUT: { status: 504, closeCode: 4504, message: 'A processing stage exceeded its time limit' },
   ERR_SHUTTING_DOWN: { status: 503, closeCode: 4503, message: 'The hub is shutting down' },
+  ERR_STORAGE_FULL: { status: 507, closeCode: 4507, message: 'The hub has no room left to store the upload' },
+  ERR_STORAGE: { status: 500, closeCode: 4500, message: 'The hub could not read or write its storage' },
+  ERR_SLOW_CONSUMER: { status: 503, closeCode: 4503, message: 'The watcher did not read its events; its unsent output passed watcherMaxBufferedBytes' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, closeCode: 4415, message: 'The request body has the wrong Content-Type' },
+  ERR_REQUEST_TIMEOUT: { status: 408, closeCode: 4408, message: 'The request body did not arrive within requestTimeoutMs' },
+  ERR_TOO_SLOW: { status: 408, closeCode: 4408, message: 'The upload body arrived slower than minUploadRate' },
   ERR_INTERNAL: { status: 500, closeCode: 4500, message: 'Internal error' },
   // Raised by the client library only; the server never sends them.
   ERR_CONNECTION_LOST: { status: 503, closeCode: 4503, message: 'Connection lost and could not be re-established' },
