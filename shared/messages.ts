@@ -66,6 +66,11 @@ export const uploadStatus = z.object({
   stage: z.string().optional(),
   stagePercent: z.number().min(0).max(100).optional(),
   queuePosition: z.number().int().min(1).optional(),
+  /**
+   * Whether a writer (a socket, a multipart request) holds the upload now. An incomplete upload
+   * that is not attached waits for its client to resume it.
+   */
+  attached: z.boolean(),
   sha256: sha256.optional(),
   createdAt: z.number(),
   updatedAt: z.number(),

@@ -636,6 +636,7 @@ export class UploadHub {
       bytes: live.upload.committed,
       percent: live.percent,
       phase: live.phase,
+      attached: live.upload.owner !== undefined,
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
     };
