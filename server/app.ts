@@ -42,7 +42,7 @@ export interface HubServer {
 
 export async function createHubServer(init: HubServerInit = {}): Promise<HubServer> {
   const logger = init.logger ?? createLogger();
-  const hub = new UploadHub(init);
+  const hub = new UploadHub({ ...init, logger });
   await hub.start();
   const app = express();
   app.disable('x-powered-by');

@@ -85,6 +85,25 @@ export function mountMetrics(app: Express, hub: UploadHub, sources: MetricsSourc
       this.set(sources.watcherStreams());
     },
   });
+  new Gauge({
+    name: 'upload_hub_storage_degraded',
+    help: '1 while some upload record could not be saved and is being retried, else 0',
+    registers,
+    collect() {
+      this.set(hub.storageHealth.status === 'degraded' ? 1 : 0);
+    },
+  });
+  let countedSaveFailures = 0;
+  new Counter({
+    name: 'upload_hub_record_save_failures_total',
+    help: 'Failed attempts to save an upload record (each is retried until it lands)',
+    registers,
+    collect() {
+      const failed = hub.storageHealth.failedSaves;
+      if (failed > countedSaveFailures) this.inc(failed - countedSaveFailures);
+      countedSaveFailures = failed;
+    },
+  });
   const events = new Counter({ name: 'upload_hub_events_total', help: 'Events published by the hub, by type', labelNames: ['type'], registers });
   const bytes = new Counter({ name: 'upload_hub_received_bytes_total', help: 'Upload bytes committed to storage', registers });
 
@@ -109,8 +128,11 @@ export function mountMetrics(app: Express, hub: UploadHub, sources: MetricsSourc
     }, next);
   });
   app.get(HEALTH_PATH, (_req, res) => {
-    const healthy = sources.healthy();
-    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'shutting-down', uptimeSeconds: Math.round(process.uptime()) });
+    const storage = hub.storageHealth;
+    // Degraded storage answers 503 too: a load balancer should send new uploads elsewhere
+    // while this hub cannot save what it is told.
+    const status = !sources.healthy() ? 'shutting-down' : storage.status === 'degraded' ? 'degraded' : 'ok';
+    res.status(status === 'ok' ? 200 : 503).json({ status, storage, uptimeSeconds: Math.round(process.uptime()) });
   });
 
   return { registry, close: untap };

@@ -110,7 +110,7 @@ export class Session implements Attachment {
     }
     const timer = this.attached.get(uploadId);
     timer?.refresh();
-    const reply = this.hub.receive(this, uploadId, offset, data);
+    const reply = this.hub.receive(this, this.principal, uploadId, offset, data);
     const previous = this.replyTails.get(uploadId);
     const ordered = previous ? previous.then(() => reply) : reply;
     this.replyTails.set(uploadId, ordered);

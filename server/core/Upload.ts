@@ -10,6 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { ChunkStatus } from '../../shared/messages.js';
 import { UploadHubError } from '../../shared/errors.js';
 import type { ByteWriter, UploadRecord, UploadStore } from '../store/UploadStore.js';
+import { storageError } from '../store/storageError.js';
 
 export type ChunkOutcome =
   | { status: ChunkStatus; committed: Promise<void> }
@@ -34,6 +35,8 @@ export class Upload {
   private waiters: Waiter[] = [];
   private writing: Promise<void> | undefined;
   private failure: UploadHubError | undefined;
+  /** Bytes accepted and not yet written: queued, or in the write under way. Never negative. */
+  private pending = 0;
 
   constructor(
     public record: UploadRecord,
@@ -41,6 +44,8 @@ export class Upload {
     private readonly store: UploadStore,
     /** Called after each write with the new committed offset. */
     private readonly onCommit: (upload: Upload) => void,
+    /** Called once when a write fails: the store could not take the bytes (disk full, I/O error). */
+    private readonly onWriteError: (upload: Upload, error: unknown) => void = () => undefined,
   ) {
     this.committed = committed;
     this.received = committed;
@@ -57,7 +62,7 @@ export class Upload {
 
   /** Bytes accepted but not yet written. */
   get buffered(): number {
-    return this.received - this.committed;
+    return this.pending;
   }
 
   /**
@@ -107,6 +112,7 @@ export class Upload {
     const fresh = offset < this.received ? data.subarray(this.received - offset) : data;
     if (fresh.byteLength > 0) {
       this.queue.push(fresh);
+      this.pending += fresh.byteLength;
       this.received = end;
       // The write is dispatched first, so the disk works while this thread hashes.
       this.writing ??= this.drain();
@@ -138,6 +144,8 @@ export class Upload {
   /** Fails pending chunks and stops writing; used for cancel, failure and shutdown. */
   async abort(error: UploadHubError): Promise<void> {
     this.failure = error;
+    // Queued bytes are dropped; a write under way still finishes and is counted out by drain().
+    for (const chunk of this.queue) this.pending -= chunk.byteLength;
     this.queue = [];
     this.received = this.committed;
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
@@ -154,14 +162,23 @@ export class Upload {
       while (this.queue.length > 0 && this.writer) {
         const batch = this.queue;
         this.queue = [];
-        this.committed += await this.writer.write(batch, this.committed);
+        let batchBytes = 0;
+        for (const chunk of batch) batchBytes += chunk.byteLength;
+        try {
+          this.committed += await this.writer.write(batch, this.committed);
+        } finally {
+          this.pending -= batchBytes;
+        }
         while (this.waiters.length > 0 && (this.waiters[0] as Waiter).end <= this.committed) (this.waiters.shift() as Waiter).resolve();
         this.onCommit(this);
       }
     } catch (error) {
-      const failure = new UploadHubError('ERR_INTERNAL', `Writing the upload failed: ${(error as Error).message}`, { cause: error });
+      const failure = storageError(error, 'Writing the upload');
       this.failure = failure;
+      for (const chunk of this.queue) this.pending -= chunk.byteLength;
+      this.queue = [];
       for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
+      this.onWriteError(this, failure);
     } finally {
       this.writing = undefined;
     }

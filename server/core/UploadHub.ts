@@ -13,6 +13,7 @@ import { UploadHubError, toHubError, type ErrorCode } from '../../shared/errors.
 import {
   isTerminalState,
   type ChunkReply,
+  type TerminalState,
   type CreateInput,
   type HubEvent,
   type HubEventBody,
@@ -33,6 +34,9 @@ import { ANONYMOUS, mayAccess, type Authenticate, type Principal } from './auth.
 import { EventBus } from './EventBus.js';
 import { LogLimiter } from './LogLimiter.js';
 import { Upload } from './Upload.js';
+import { RecordSaver, type StorageHealth } from './RecordSaver.js';
+import { storageError } from '../store/storageError.js';
+import type { Logger } from 'pino';
 
 /** Whoever writes an upload's bytes: a socket session, a multipart request. */
 export interface Attachment {
@@ -48,6 +52,8 @@ export interface UploadHubInit {
   authenticate?: Authenticate;
   /** Stages to run after the bytes are in. Absent or empty: uploads complete when the last byte is written. */
   pipeline?: Pipeline | readonly Stage[];
+  /** Where the hub reports what no caller hears (a record save that failed). Absent: nowhere. */
+  logger?: Logger;
 }
 
 export interface ListFilter {
@@ -86,6 +92,7 @@ export class UploadHub {
   private readonly cancelling = new Map<string, Promise<UploadStatus>>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly saver: RecordSaver;
   private started = false;
   private closing = false;
 
@@ -95,6 +102,11 @@ export class UploadHub {
     this.authenticateHook = init.authenticate;
     this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
     this.events = new EventBus(this.options.eventHistorySize);
+    const logger = init.logger;
+    this.saver = new RecordSaver(this.store, {
+      onFailure: (error, uploadId, attempt) => logger?.error({ uploadId, code: error.code, attempt, err: error.message }, 'saving the upload record failed; retrying'),
+      onRecovered: (uploadId) => logger?.info({ uploadId }, 'upload record saved after retries'),
+    });
     this.processing = new ProcessingQueue(this.processingHost(), {
       concurrency: this.options.processingConcurrency,
       stageTimeoutMs: this.options.stageTimeoutMs,
@@ -107,7 +119,7 @@ export class UploadHub {
     if (this.started) return;
     this.started = true;
     for (const record of await this.store.init()) {
-      const stored = isTerminalState(record.state) ? 0 : Math.min(await this.store.storedBytes(record.id), record.size);
+      const stored = await this.restoredBytes(record);
       const live = this.track(record, stored);
       if (record.state === 'uploaded' || record.state === 'queued' || record.state === 'processing') {
         // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
@@ -123,6 +135,23 @@ export class UploadHub {
     const sweepEvery = Math.min(60_000, Math.max(1_000, Math.min(this.options.uploadTtlMs || 60_000, this.options.finishedRetentionMs || 60_000)));
     this.sweepTimer = setInterval(() => this.background(this.sweep()), sweepEvery);
     this.sweepTimer.unref();
+  }
+
+  /**
+   * Where a stored upload stands, so a restart never moves it backwards: bytes all in once
+   * uploaded, the saved count once finished, else what the store holds (and an upload with
+   * bytes is `uploading`, last touched when its bytes were).
+   */
+  private async restoredBytes(record: UploadRecord): Promise<number> {
+    if (record.state === 'completed' || record.state === 'uploaded' || record.state === 'queued' || record.state === 'processing') return record.size;
+    if (isTerminalState(record.state)) return record.bytes ?? 0;
+    const stored = await this.store.stat(record.id);
+    const bytes = Math.min(stored.bytes, record.size);
+    if (bytes > 0) {
+      record.state = 'uploading';
+      record.updatedAt = Math.max(record.updatedAt, stored.modifiedAt);
+    }
+    return bytes;
   }
 
   /** Stops processing and timers; incomplete uploads stay resumable on the next start. */
@@ -142,6 +171,13 @@ export class UploadHub {
     );
     // Finalizations and failures under way end with a record save; let them land first.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    // Incomplete uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
+    // must not hold the shutdown, and a restart falls back on the stored bytes.
+    await Promise.allSettled([...this.uploads.values()].filter((live) => !isTerminalState(live.upload.record.state)).map((live) => {
+      this.stamp(live);
+      return this.store.save(live.upload.record);
+    }));
+    this.saver.close();
     await this.store.flush();
   }
 
@@ -186,7 +222,11 @@ export class UploadHub {
       percent: 0,
     };
     if (input.sha256) record.expectedSha256 = input.sha256;
-    await this.store.save(record);
+    try {
+      await this.store.save(record);
+    } catch (error) {
+      throw storageError(error, 'Saving the new upload');
+    }
     const live = this.track(record, 0);
     const status = this.statusOf(live);
     this.publish({ type: 'created', uploadId: record.id, upload: status });
@@ -263,14 +303,16 @@ export class UploadHub {
    * Applies the offset rules to one chunk and resolves, once its bytes are committed, with the
    * reply for the sender: an ack carrying the committed offset and the window, or an error.
    */
-  async receive(attachment: Attachment, id: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
+  async receive(attachment: Attachment, principal: Principal, id: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
     const live = this.uploads.get(id);
     const fail = (code: ErrorCode, message?: string, committed?: number): ChunkReply => {
       const reply: ChunkReply = { type: 'error', code, message: message ?? new UploadHubError(code).message, uploadId: id, chunkOffset: offset };
       if (committed !== undefined) reply.offset = committed;
       return reply;
     };
-    if (!live) return fail('ERR_NOT_FOUND', `No upload ${id}`);
+    // An upload the writer's principal may not see is answered exactly as an unknown one: no
+    // state, no offset, nothing to tell that the id exists.
+    if (!live || !mayAccess(principal, live.upload.record.owner)) return fail('ERR_NOT_FOUND', `No upload ${id}`);
     const { upload } = live;
     if (data.byteLength > this.options.maxChunkSize) {
       return fail('ERR_CHUNK_TOO_LARGE', `Chunk of ${data.byteLength} bytes exceeds maxChunkSize ${this.options.maxChunkSize}`, upload.committed);
@@ -348,7 +390,7 @@ export class UploadHub {
     const stage = stopped?.stage;
     await this.discard(live, new UploadHubError('ERR_CANCELLED'));
     if (stage !== undefined) upload.record.stage = stage;
-    this.setState(live, 'cancelled', stage === undefined ? {} : { stage });
+    await this.end(live, 'cancelled', stage === undefined ? {} : { stage });
     return this.statusOf(live);
   }
 
@@ -404,12 +446,15 @@ export class UploadHub {
   private track(record: UploadRecord, committed: number): Live {
     const stages = this.pipeline.plan(record);
     const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
-    const upload = new Upload(record, committed, this.store, () => this.onCommit(live));
+    const upload = new Upload(record, committed, this.store, () => this.onCommit(live), (_upload, error) => {
+      // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
+      this.background(this.fail(live, storageError(error, 'Writing the upload')));
+    });
     const live: Live = {
       upload,
       plan,
       stages,
-      percent: record.percent ?? uploadPercent(plan, committed, record.size),
+      percent: Math.max(record.percent ?? 0, uploadPercent(plan, committed, record.size)),
       phase: 'upload',
       stage: record.stage,
       stagePercent: undefined,
@@ -487,7 +532,7 @@ export class UploadHub {
       this.setState(live, 'uploaded', { bytes: upload.committed, sha256 });
       this.enqueueProcessing(live);
     } catch (error) {
-      await this.fail(live, toHubError(error));
+      await this.fail(live, storageError(error, 'Finishing the upload'));
     }
   }
 
@@ -495,7 +540,7 @@ export class UploadHub {
     const { upload } = live;
     const record = upload.record;
     if (live.stages.length === 0) {
-      this.setState(live, 'completed', {});
+      this.background(this.end(live, 'completed', {}));
       return;
     }
     // Shutting down: the upload stays `uploaded` and the next start processes it.
@@ -557,7 +602,7 @@ export class UploadHub {
         this.advance(live, 100);
         this.publishProgress(live);
         live.upload.record.result = result;
-        this.setState(live, 'completed', { result });
+        this.background(this.end(live, 'completed', { result }));
       },
       failed: (id, error) => {
         const live = active(id);
@@ -574,7 +619,7 @@ export class UploadHub {
     const info = error.toJSON();
     live.upload.record.error = info;
     if (error.stage !== undefined) live.upload.record.stage = error.stage;
-    this.setState(live, 'failed', { error: info });
+    await this.end(live, 'failed', { error: info });
   }
 
   /**
@@ -595,28 +640,52 @@ export class UploadHub {
     owner?.detached(live.upload.id, reason);
   }
 
-  private setState(live: Live, state: UploadState, extra: Record<string, JsonValue | undefined>): void {
+  /** A state change on the way: saved in the background (retried until it lands), published at once. */
+  private setState(live: Live, state: Exclude<UploadState, TerminalState>, extra: Record<string, JsonValue | undefined>): void {
     const record = live.upload.record;
-    // Terminal states are final: of two racing ends (a double cancel, cancel vs. a failing
-    // stage) only the first is recorded and published.
+    if (isTerminalState(record.state)) return;
+    record.state = state;
+    record.updatedAt = Date.now();
+    this.stamp(live);
+    // A failure is retried and reported by the saver (health, log); nobody waits on this one.
+    this.saver.save(record).catch(() => undefined);
+    this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
+  }
+
+  /**
+   * The end of an upload: final at once in memory (of two racing ends, a double cancel or
+   * cancel vs. a failing stage, only the first counts), published only once the record is
+   * saved, so whoever hears `completed`, `failed` or `cancelled` can rely on it after a restart.
+   */
+  private async end(live: Live, state: TerminalState, extra: Record<string, JsonValue | undefined>): Promise<void> {
+    const record = live.upload.record;
     if (isTerminalState(record.state)) return;
     record.state = state;
     record.updatedAt = Date.now();
     if (state === 'completed') this.advance(live, 100);
-    if (isTerminalState(state)) {
-      // Subscribers learn how many log lines they missed before the upload's last event.
-      live.logs.flush();
-      live.logs.close();
+    this.stamp(live);
+    // Subscribers learn how many log lines they missed before the upload's last event.
+    live.logs.flush();
+    live.logs.close();
+    try {
+      await this.saver.save(record);
+    } catch {
+      // Only when the hub closed before the record could be saved: it was never final on disk,
+      // so it is not announced; the next start finds the upload where its record left it.
+      return;
     }
-    this.persist(live);
     this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
   }
 
-  private persist(live: Live): void {
+  /** Copies what the record carries of the live upload, before a save. */
+  private stamp(live: Live): void {
     live.upload.record.percent = live.percent;
-    this.store.save(live.upload.record).catch(() => {
-      // The in-memory state is still right; the next save will carry it.
-    });
+    live.upload.record.bytes = live.upload.committed;
+  }
+
+  /** How the hub's storage is doing: 'degraded' while a record save is failing. */
+  get storageHealth(): StorageHealth {
+    return this.saver.health;
   }
 
   private publish(body: HubEventBody): HubEvent {
@@ -667,7 +736,7 @@ export class UploadHub {
         const expired = new UploadHubError('ERR_EXPIRED');
         await this.discard(live, expired).catch(() => undefined);
         record.error = expired.toJSON();
-        this.setState(live, 'expired', {});
+        await this.end(live, 'expired', {});
       }
     }
   }

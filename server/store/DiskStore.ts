@@ -107,8 +107,14 @@ export class DiskStore implements UploadStore {
     const previous = this.saving.get(id) ?? Promise.resolve();
     const next = previous.then(async () => {
       const temp = join(this.uploadsDir, `${id}.json.tmp-${randomBytes(4).toString('hex')}`);
-      await writeFile(temp, text);
-      await rename(temp, this.recordPath(id));
+      try {
+        await writeFile(temp, text);
+        await rename(temp, this.recordPath(id));
+      } catch (error) {
+        // A full disk leaves a torn temp file behind: it holds space and would never be read.
+        await rm(temp, { force: true }).catch(() => undefined);
+        throw error;
+      }
     });
     // The chain the next save waits on never rejects; the caller gets this save's outcome.
     const settled = next.then(() => undefined, () => undefined);
@@ -148,11 +154,12 @@ export class DiskStore implements UploadStore {
     void emptying.then(() => this.emptying.delete(emptying));
   }
 
-  async storedBytes(id: string): Promise<number> {
+  async stat(id: string): Promise<{ bytes: number; modifiedAt: number }> {
     try {
-      return (await stat(this.dataPath(id))).size;
+      const stats = await stat(this.dataPath(id));
+      return { bytes: stats.size, modifiedAt: Math.floor(stats.mtimeMs) };
     } catch (error) {
-      if (isNotFound(error)) return 0;
+      if (isNotFound(error)) return { bytes: 0, modifiedAt: 0 };
       throw error;
     }
   }

@@ -27,6 +27,8 @@ export interface UploadRecord {
   stage?: string;
   /** Overall percent when last saved, so a restarted hub reports where it was. */
   percent?: number;
+  /** Bytes committed when last saved: what a finished upload reports after a restart. */
+  bytes?: number;
 }
 
 /** Appends bytes to one upload's data. */
@@ -48,8 +50,8 @@ export interface UploadStore {
   remove(id: string): Promise<void>;
   /** Deletes bytes and outputs, keeps the record (a cancelled upload stays visible). */
   removeData(id: string): Promise<void>;
-  /** Bytes stored for the upload so far. */
-  storedBytes(id: string): Promise<number>;
+  /** Bytes stored for the upload so far, and when they were last written (ms since epoch; 0 when none). */
+  stat(id: string): Promise<{ bytes: number; modifiedAt: number }>;
   /** Opens the upload's data for appending at `offset`; anything stored past it is discarded. */
   openWriter(id: string, offset: number): Promise<ByteWriter>;
   /** Reads stored bytes [start, end). */

@@ -27,7 +27,7 @@ describe('watcher stream clean-up', () => {
       const { id } = await hub.hub.create(ANONYMOUS, { name, size });
       await hub.hub.attach(ANONYMOUS, id, writer);
       const chunk = randomBytes(64 * KiB);
-      for (let offset = 0; offset < size; offset += chunk.byteLength) await hub.hub.receive(writer, id, offset, chunk.subarray(0, Math.min(chunk.byteLength, size - offset)));
+      for (let offset = 0; offset < size; offset += chunk.byteLength) await hub.hub.receive(writer, ANONYMOUS, id, offset, chunk.subarray(0, Math.min(chunk.byteLength, size - offset)));
       return id;
     };
     const heldId = await send('held.bin', 1000);

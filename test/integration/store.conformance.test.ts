@@ -40,7 +40,7 @@ describe.each(stores)('%s', (_name, makeStore) => {
     const writer = await store.openWriter('upload-0003', 0);
     expect(await writer.write([Buffer.from('hello '), Buffer.from('world')], 0)).toBe(11);
     await writer.close();
-    expect(await store.storedBytes('upload-0003')).toBe(11);
+    expect((await store.stat('upload-0003')).bytes).toBe(11);
     const resumed = await store.openWriter('upload-0003', 5);
     await resumed.write([Buffer.from('!')], 5);
     await resumed.close();
@@ -58,7 +58,7 @@ describe.each(stores)('%s', (_name, makeStore) => {
     await store.removeData('upload-0004');
     expect(existsSync(store.dataPath('upload-0004'))).toBe(false);
     expect(existsSync(outputs)).toBe(false);
-    expect(await store.storedBytes('upload-0004')).toBe(0);
+    expect((await store.stat('upload-0004')).bytes).toBe(0);
     expect((await store.init()).map((r) => r.id)).toEqual(['upload-0004']);
     await store.remove('upload-0004');
     expect(await store.init()).toEqual([]);

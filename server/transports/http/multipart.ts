@@ -59,6 +59,18 @@ function invalidPart(message: string): UploadHubError {
 }
 
 /**
+ * What a body that busboy cannot parse is: the client sent its whole request, so the form is
+ * malformed (400 ERR_BAD_MESSAGE), not aborted. The hub's own reasons (idle, aborted, too slow)
+ * arrive as coded errors and stay as they are.
+ */
+function malformed(error: unknown): UploadHubError {
+  if (error instanceof UploadHubError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  const hint = /^Unexpected end of (form|file)$/.test(reason) ? ': the body ended inside a part, before its closing boundary' : '';
+  return new UploadHubError('ERR_BAD_MESSAGE', `Malformed multipart body (${reason})${hint}`, { cause: error });
+}
+
+/**
  * Resolves with the upload's status once `reached` holds for its state, waiting on its events;
  * early (with the status as it is) when `res` closes.
  */
@@ -136,7 +148,7 @@ class PartWriter implements Attachment {
     this.settled = true;
     this.stream.resume();
     // A failure before the part was attached (busboy's limit) is applied now.
-    if (this.failure && !this.abortStarted) this.aborting = this.hub.abort(this, id, this.failure);
+    if (this.failure && !this.abortStarted) this.aborting = this.abortUpload(id, this.failure);
     await this.aborting;
     let status = this.hub.status(this.principal, id);
     if (!this.failure && !STORED(status.state)) {
@@ -154,7 +166,12 @@ class PartWriter implements Attachment {
     if (this.id === undefined) return;
     // At once, so the partial bytes are deleted while the rest of the part is still arriving.
     this.abortStarted = true;
-    this.aborting = this.hub.abort(this, this.id, error);
+    this.aborting = this.abortUpload(this.id, error);
+  }
+
+  /** Awaited only later, so it must never reject on its own: the part's answer carries the failure. */
+  private abortUpload(id: string, error: UploadHubError): Promise<void> {
+    return this.hub.abort(this, id, error).catch(() => undefined);
   }
 
   result(status: UploadStatus): MultipartFileResult {
@@ -196,7 +213,7 @@ class PartWriter implements Attachment {
             break;
           }
           const size = Math.min(rest.byteLength, limit - offset, maxChunk);
-          inFlight.push(this.hub.receive(this, id, offset, rest.subarray(0, size)));
+          inFlight.push(this.hub.receive(this, this.principal, id, offset, rest.subarray(0, size)));
           offset += size;
           rest = rest.subarray(size);
         }
@@ -260,12 +277,12 @@ class MultipartForm {
     return new Promise((resolve) => {
       // busboy may report one failure twice (emitted, then again when destroyed): handle each.
       parser.on('error', (error: unknown) => {
-        this.error ??= toHubError(error, 'ERR_BAD_MESSAGE');
+        this.error ??= malformed(error);
         req.unpipe(parser);
         req.resume();
-        for (const writer of this.writers) if (!writer.settled) writer.fail(this.error);
-        // Ends the file stream of the part being read, so its writer stops waiting for bytes.
-        if (!parser.destroyed) parser.destroy();
+        // Destroys the file stream of the part being read, which fails its writer (see part()).
+        // Earlier parts were read to their end and complete normally.
+        if (!parser.destroyed) parser.destroy(this.error);
       });
       parser.once('close', () => {
         req.off('close', onRequestClose);
@@ -278,6 +295,11 @@ class MultipartForm {
   }
 
   private part(field: string, stream: FileStream, info: busboy.FileInfo): void {
+    let writer: PartWriter | undefined;
+    // busboy destroys the part's stream with the request's failure (a body ending inside the
+    // part, an idle or aborted request): handled from the stream's first moment, skipped parts
+    // included, or that 'error' would kill the process.
+    stream.on('error', (error: unknown) => writer?.fail(this.error ?? malformed(error)));
     const declared = this.next;
     this.next = {};
     // A browser form's empty file input sends a part with an empty filename: no file chosen.
@@ -286,7 +308,7 @@ class MultipartForm {
       return;
     }
     const name = info.filename ?? field;
-    const writer = new PartWriter(this.hub, this.principal, field, name, stream);
+    writer = new PartWriter(this.hub, this.principal, field, name, stream);
     this.writers.push(writer);
     if (this.error) {
       stream.resume();
