@@ -84,3 +84,26 @@ export function waitFor<T>(subscribe: (listener: (value: T) => void) => () => vo
     });
   });
 }
+
+/**
+ * A real tmpfs of `sizeBytes` mounted on a new temp dir (unmounted after the test), for tests
+ * of a full disk. Undefined where mounting is impossible (not root, no tmpfs); under CI=true
+ * that is an error, since CI runs as root.
+ */
+export async function mountTmpfs(sizeBytes: number): Promise<string | undefined> {
+  const { execFileSync } = await import('node:child_process');
+  const dir = await mkdtemp(join(tmpdir(), 'upload-hub-tmpfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    if (process.env.CI === 'true') throw new Error(`Cannot mount a tmpfs under CI: ${(error as Error).message}`);
+    console.warn(`Skipping the real full-disk part: cannot mount a tmpfs here (${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+  onCleanup(async () => {
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
