@@ -74,6 +74,8 @@ interface Live {
   logs: LogLimiter;
   /** Set once finalizing started; resolves when it is over. */
   finalizing: Promise<void> | undefined;
+  /** Set when a write failed; resolves once the upload is failed, saved and published. */
+  writeFailure: Promise<void> | undefined;
 }
 
 function newId(): string {
@@ -331,6 +333,8 @@ export class UploadHub {
     try {
       await outcome.committed;
     } catch (error) {
+      // The writer hears of a failed write once the upload is failed for everyone.
+      await live.writeFailure;
       const hubError = toHubError(error);
       return fail(hubError.code, hubError.message, upload.committed);
     }
@@ -448,7 +452,8 @@ export class UploadHub {
     const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
     const upload = new Upload(record, committed, this.store, () => this.onCommit(live), (_upload, error) => {
       // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
-      this.background(this.fail(live, storageError(error, 'Writing the upload')));
+      live.writeFailure = this.fail(live, storageError(error, 'Writing the upload'));
+      this.background(live.writeFailure);
     });
     const live: Live = {
       upload,
@@ -462,6 +467,7 @@ export class UploadHub {
       rate: new RateMeter(),
       logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish({ type: 'log', uploadId: record.id, ...line })),
       finalizing: undefined,
+      writeFailure: undefined,
     };
     this.uploads.set(record.id, live);
     return live;
