@@ -33,6 +33,10 @@ export function httpTransport({ hub, server, app }: TransportContext): HttpTrans
   // A multipart body streams for as long as its file takes; Node's default requestTimeout
   // (5 min for the whole request) would cut large uploads off. Header timeouts still apply.
   server.requestTimeout = 0;
+  // A client may send its whole request and then shut its side down (HTTP/1.0 style, `nc -N`,
+  // scripts): by default Node then drops the request unanswered. Half-open, the answer (a
+  // coded error for a malformed body, say) is still written before the socket ends.
+  (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   const api = express.Router();
   const context = { hub, streams, maxBufferedBytes: hub.options.watcherMaxBufferedBytes };

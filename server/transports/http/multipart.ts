@@ -66,7 +66,7 @@ function invalidPart(message: string): UploadHubError {
 function malformed(error: unknown): UploadHubError {
   if (error instanceof UploadHubError) return error;
   const reason = error instanceof Error ? error.message : String(error);
-  const hint = /^Unexpected end of (form|file)$/.test(reason) ? ': the body ended inside a part, before its closing boundary' : '';
+  const hint = /^Unexpected end of (form|file)$/.test(reason) ? ': the body ended before the closing boundary' : '';
   return new UploadHubError('ERR_BAD_MESSAGE', `Malformed multipart body (${reason})${hint}`, { cause: error });
 }
 
@@ -100,8 +100,6 @@ class PartWriter implements Attachment {
   failure: UploadHubError | undefined;
   /** Bytes read from the part so far, stored or dropped. */
   bytesSeen = 0;
-  /** The part's bytes are stored or refused: later request errors no longer concern it. */
-  settled = false;
   private id: string | undefined;
   private aborting: Promise<void> = Promise.resolve();
   private abortStarted = false;
@@ -131,7 +129,6 @@ class PartWriter implements Attachment {
       if (this.failure) throw this.failure;
       created = await this.hub.create(this.principal, input);
     } catch (error) {
-      this.settled = true;
       this.stream.resume();
       return this.refused(toHubError(error));
     }
@@ -145,7 +142,6 @@ class PartWriter implements Attachment {
     } catch (error) {
       this.fail(toHubError(error));
     }
-    this.settled = true;
     this.stream.resume();
     // A failure before the part was attached (busboy's limit) is applied now.
     if (this.failure && !this.abortStarted) this.aborting = this.abortUpload(id, this.failure);
@@ -295,11 +291,11 @@ class MultipartForm {
   }
 
   private part(field: string, stream: FileStream, info: busboy.FileInfo): void {
-    let writer: PartWriter | undefined;
+    let attached: PartWriter | undefined;
     // busboy destroys the part's stream with the request's failure (a body ending inside the
     // part, an idle or aborted request): handled from the stream's first moment, skipped parts
     // included, or that 'error' would kill the process.
-    stream.on('error', (error: unknown) => writer?.fail(this.error ?? malformed(error)));
+    stream.on('error', (error: unknown) => attached?.fail(this.error ?? malformed(error)));
     const declared = this.next;
     this.next = {};
     // A browser form's empty file input sends a part with an empty filename: no file chosen.
@@ -308,7 +304,8 @@ class MultipartForm {
       return;
     }
     const name = info.filename ?? field;
-    writer = new PartWriter(this.hub, this.principal, field, name, stream);
+    const writer = new PartWriter(this.hub, this.principal, field, name, stream);
+    attached = writer;
     this.writers.push(writer);
     if (this.error) {
       stream.resume();
@@ -329,7 +326,7 @@ class MultipartForm {
         return writer.refused(invalidPart(`Invalid part ${field}${issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'schema mismatch'}`));
       }
       return writer.run(input.data, this.res);
-    })());
+    })().catch((error: unknown) => writer.refused(toHubError(error))));
   }
 
   /** An upper bound of a part's size: what the body has room for, within maxFileSize. */
