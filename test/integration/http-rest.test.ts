@@ -53,6 +53,30 @@ describe('REST routes', () => {
     expect(hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
   });
 
+  it('refuses a create body without a JSON Content-Type with 415 ERR_UNSUPPORTED_MEDIA_TYPE naming what was sent', async () => {
+    const hub = await startHub();
+    const body = JSON.stringify({ name: 'a.bin', size: 3 });
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ 'content-type': 'text/plain' }, 'text/plain'],
+      [{ 'content-type': 'application/x-www-form-urlencoded' }, 'application/x-www-form-urlencoded'],
+      [{ 'content-type': 'application/merge-patch+json' }, 'application/merge-patch+json'],
+      [{}, 'without Content-Type'],
+    ];
+    for (const [headers, named] of cases) {
+      // A Blob without a type makes fetch send no Content-Type at all.
+      const response = await fetch(`${hub.url}/api/uploads`, { method: 'POST', headers, body: new Blob([body]) });
+      expect(response.status, named).toBe(415);
+      const { error } = await json<{ error: { code: string; message: string } }>(response);
+      expect(error.code, named).toBe('ERR_UNSUPPORTED_MEDIA_TYPE');
+      expect(error.message, named).toContain('application/json');
+      expect(error.message, named).toContain(named);
+    }
+    expect(hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
+    // With its parameters, JSON is still JSON.
+    const ok = await fetch(`${hub.url}/api/uploads`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body });
+    expect(ok.status).toBe(201);
+  });
+
   it('lists what the caller may see, filtered by state', async () => {
     const gate = gateStage();
     const hub = await startHub({ authenticate, pipeline: [gate.stage] });

@@ -3,18 +3,20 @@
  * with the protocol's zod schemas, so a create over HTTP accepts exactly what `create` over a
  * socket does.
  */
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { UploadHubError } from '../../../shared/errors.js';
 import { createMessage, UPLOAD_STATES, type UploadStatus } from '../../../shared/messages.js';
 import type { UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
-import { jsonErrors, route, uploadIdParam } from './respond.js';
+import { jsonErrors, route, sendError, uploadIdParam } from './respond.js';
 
 /** `POST /api/uploads` body: the socket `create` message without `type` and `reqId`. */
 export const createBody = createMessage.omit({ type: true, reqId: true });
 
 const stateFilter = z.array(z.enum(UPLOAD_STATES));
+
+const JSON_TYPE = 'application/json';
 
 /** Query values as a flat list: `?state=a&state=b` and `?state=a,b` alike. */
 export function queryList(value: unknown): string[] {
@@ -28,6 +30,21 @@ function invalid(what: string, error: z.ZodError): UploadHubError {
   return new UploadHubError('ERR_BAD_MESSAGE', `Invalid ${what}${where}: ${issue?.message ?? 'schema mismatch'}`);
 }
 
+/**
+ * A create body that is not JSON (a form, no Content-Type at all) would otherwise be read as an
+ * empty object and refused for its missing fields, which hides what is actually wrong.
+ */
+const requireJson: RequestHandler = (req, res, next) => {
+  const type = req.get('content-type');
+  if (type?.split(';')[0]?.trim().toLowerCase() === JSON_TYPE) {
+    next();
+    return;
+  }
+  // The body is not read: closing the connection spares waiting for it.
+  res.setHeader('Connection', 'close');
+  sendError(res, new UploadHubError('ERR_UNSUPPORTED_MEDIA_TYPE', `POST /api/uploads takes a JSON body (Content-Type: application/json), not ${type === undefined ? 'a body without Content-Type' : type}`));
+};
+
 export function uploadLocation(id: string): string {
   return `/api/uploads/${id}`;
 }
@@ -35,9 +52,9 @@ export function uploadLocation(id: string): string {
 /** Mounted at /api. */
 export function restRoutes(hub: UploadHub): Router {
   const router = express.Router();
-  const json = express.json({ limit: hub.options.maxMessageBytes });
+  const json = express.json({ limit: hub.options.maxMessageBytes, type: JSON_TYPE });
 
-  router.post('/uploads', json, route(async (req, res) => {
+  router.post('/uploads', requireJson, json, route(async (req, res) => {
     const principal = await principalOf(hub, req);
     const body = createBody.safeParse(req.body ?? {});
     if (!body.success) throw invalid('create body', body.error);
