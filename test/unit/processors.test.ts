@@ -220,7 +220,8 @@ describe('splitLines', () => {
 describe('gzipStage', () => {
   it('writes a gzip copy that decompresses to the original, with progress by bytes', async () => {
     const original = Buffer.concat([randomBytes(300 * 1024), Buffer.alloc(300 * 1024, 'z')]);
-    const { result, progress, outDir, logs } = await run(gzipStage(), { name: 'mixed.bin', content: original, readSize: 64 * 1024 });
+    // Text-like by its name: compressed without a sample, though its first bytes are random.
+    const { result, progress, outDir, logs } = await run(gzipStage(), { name: 'mixed.log', content: original, readSize: 64 * 1024 });
     expect(result).toMatchObject({ output: 'unit-test-upload.gz', bytes: original.byteLength });
     const compressed = await readFile(join(outDir, 'unit-test-upload.gz'));
     expect((result as { compressedBytes: number }).compressedBytes).toBe(compressed.byteLength);
@@ -230,16 +231,39 @@ describe('gzipStage', () => {
     expect(logs).toEqual([{ level: 'info', text: `compressed ${original.byteLength} bytes to ${compressed.byteLength}` }]);
   });
 
-  it('handles an empty file', async () => {
-    const { result, outDir } = await run(gzipStage(), { name: 'empty.bin', content: Buffer.alloc(0) });
-    expect(result).toMatchObject({ bytes: 0, ratio: 1 });
-    expect(gunzipSync(await readFile(join(outDir, 'unit-test-upload.gz'))).byteLength).toBe(0);
+  it('skips an empty file: gzip would make it bigger', async () => {
+    const { result, outDir } = await run(gzipStage(), { name: 'empty.txt', content: Buffer.alloc(0) });
+    expect(result).toEqual({ skipped: 'empty', bytes: 0 });
+    await expect(readFile(join(outDir, 'unit-test-upload.gz'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('compresses a binary file whose sample shrinks, and skips one whose sample does not', async () => {
+    const compressible = Buffer.alloc(512 * 1024, 'abcdefgh');
+    const packed = await run(gzipStage(), { name: 'zeros.bin', content: compressible });
+    expect(packed.result).toMatchObject({ output: 'unit-test-upload.gz', bytes: compressible.byteLength });
+    expect(gunzipSync(await readFile(join(packed.outDir, 'unit-test-upload.gz'))).equals(compressible)).toBe(true);
+
+    const random = randomBytes(512 * 1024);
+    const skipped = await run(gzipStage(), { name: 'photo.jpg', mimeType: 'image/jpeg', content: random });
+    expect(skipped.result).toMatchObject({ skipped: 'incompressible', bytes: random.byteLength });
+    expect(skipped.progress.at(-1)).toBe(1);
+    expect(skipped.logs[0]?.text).toMatch(/^not compressed: its first 65536 bytes shrink only to 10\d%$/);
+    await expect(readFile(join(skipped.outDir, 'unit-test-upload.gz'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('never makes a file bigger: a text-like file that grows is not kept', async () => {
+    const random = randomBytes(256 * 1024);
+    const { result, outDir, logs } = await run(gzipStage(), { name: 'noise.txt', content: random });
+    expect(result).toMatchObject({ skipped: 'not smaller', bytes: random.byteLength });
+    expect((result as { compressedBytes: number }).compressedBytes).toBeGreaterThanOrEqual(random.byteLength);
+    expect(logs.at(-1)?.text).toMatch(/^not compressed: gzip made/);
+    await expect(readFile(join(outDir, 'unit-test-upload.gz'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('stops at once when aborted', { timeout: 10_000 }, async () => {
     const controller = new AbortController();
     const { source, factory } = endlessSource('some bytes');
-    const { ctx } = await contextFor({ name: 'endless.bin', content: 'x' }, controller.signal, factory);
+    const { ctx } = await contextFor({ name: 'endless.txt', content: 'x' }, controller.signal, factory);
     const running = Promise.resolve(gzipStage().run(ctx));
     await new Promise<void>((resolve) => (source.readableLength === 0 ? resolve() : source.once('data', () => resolve())));
     controller.abort(new Error('cancelled by test'));
