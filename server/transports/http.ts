@@ -13,6 +13,7 @@
  */
 import express from 'express';
 import { mountMetrics } from '../metrics.js';
+import { requestDeadline } from './http/bodyTimeouts.js';
 import { allEventsHandler, uploadEventsHandler } from './http/events.js';
 import { StreamSet } from './http/EventStream.js';
 import { multipartHandler } from './http/multipart.js';
@@ -20,6 +21,7 @@ import { restRoutes } from './http/rest.js';
 import type { Transport, TransportContext } from './Transport.js';
 
 export const API_PATH = '/api';
+const MULTIPART_PATH = '/uploads/multipart';
 
 export interface HttpTransport extends Transport {
   /** The open SSE/NDJSON streams: count, shared timers, and `idle()` for leak checks. */
@@ -39,9 +41,12 @@ export function httpTransport({ hub, server, app }: TransportContext): HttpTrans
   (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   const api = express.Router();
+  // Upload bodies are judged by their rate instead (multipart.ts), since a large file takes long.
+  const deadline = requestDeadline(hub.options.requestTimeoutMs);
+  api.use((req, res, next) => (req.path === MULTIPART_PATH ? next() : deadline(req, res, next)));
   const context = { hub, streams, maxBufferedBytes: hub.options.watcherMaxBufferedBytes };
   // Before the REST router so `multipart` and `events` are never read as an upload id.
-  api.post('/uploads/multipart', multipartHandler(hub));
+  api.post(MULTIPART_PATH, multipartHandler(hub));
   api.get('/events', allEventsHandler(context));
   api.get('/uploads/:id/events', uploadEventsHandler(context));
   api.use(restRoutes(hub));

@@ -20,6 +20,7 @@ import { derivedLimits } from '../../config.js';
 import type { Principal } from '../../core/auth.js';
 import type { Attachment, UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
+import { UploadRateFloor } from './bodyTimeouts.js';
 import { route, sendError } from './respond.js';
 import { createBody, queryList } from './rest.js';
 
@@ -270,6 +271,10 @@ class MultipartForm {
       parser.destroy(new UploadHubError('ERR_IDLE_TIMEOUT', `No body bytes for ${idleMs} ms`));
     };
     if (idleMs > 0) req.setTimeout(idleMs, onIdle);
+    const { minUploadRate, minUploadRateWindowMs } = this.hub.options;
+    const rateFloor = new UploadRateFloor(req, minUploadRate, minUploadRateWindowMs, (rate) => {
+      parser.destroy(new UploadHubError('ERR_TOO_SLOW', `The body arrived at ${Math.floor(rate)} B/s over ${minUploadRateWindowMs} ms, under minUploadRate ${minUploadRate} B/s`));
+    });
     return new Promise((resolve) => {
       // busboy may report one failure twice (emitted, then again when destroyed): handle each.
       parser.on('error', (error: unknown) => {
@@ -281,6 +286,7 @@ class MultipartForm {
         if (!parser.destroyed) parser.destroy(this.error);
       });
       parser.once('close', () => {
+        rateFloor.stop();
         req.off('close', onRequestClose);
         req.off('timeout', onIdle);
         if (idleMs > 0 && !req.socket.destroyed) req.socket.setTimeout(0);
