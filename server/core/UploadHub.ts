@@ -56,8 +56,18 @@ export interface UploadHubInit {
   logger?: Logger;
 }
 
+/** Where a page of `list()` starts: after this upload in the list's order (createdAt, then id). */
+export interface ListPosition {
+  createdAt: number;
+  id: string;
+}
+
 export interface ListFilter {
   state?: UploadState | readonly UploadState[];
+  /** At most this many uploads. Absent: all of them. */
+  limit?: number;
+  /** Only uploads after this one in the list's order, as given by the last of a previous page. */
+  after?: ListPosition;
 }
 
 /** Runtime view of an upload beyond its record: where its bar is. */
@@ -76,6 +86,10 @@ interface Live {
   finalizing: Promise<void> | undefined;
   /** Set when a write failed; resolves once the upload is failed, saved and published. */
   writeFailure: Promise<void> | undefined;
+}
+
+function compareListPosition(a: ListPosition, b: ListPosition): number {
+  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function newId(): string {
@@ -240,15 +254,24 @@ export class UploadHub {
     return this.statusOf(this.visible(principal, id));
   }
 
+  /**
+   * The uploads `principal` may see, oldest first (createdAt, then id: a stable order to page
+   * through). Only the page's own statuses are built, however many uploads match.
+   */
   list(principal: Principal, filter: ListFilter = {}): UploadStatus[] {
     const states = filter.state === undefined ? undefined : new Set<UploadState>(typeof filter.state === 'string' ? [filter.state] : filter.state);
-    const out: UploadStatus[] = [];
+    const { after } = filter;
+    const matching: Live[] = [];
     for (const live of this.uploads.values()) {
-      if (!mayAccess(principal, live.upload.record.owner)) continue;
-      if (states && !states.has(live.upload.record.state)) continue;
-      out.push(this.statusOf(live));
+      const { record } = live.upload;
+      if (!mayAccess(principal, record.owner)) continue;
+      if (states && !states.has(record.state)) continue;
+      if (after && compareListPosition(record, after) <= 0) continue;
+      matching.push(live);
     }
-    return out.sort((a, b) => a.createdAt - b.createdAt);
+    matching.sort((a, b) => compareListPosition(a.upload.record, b.upload.record));
+    const page = filter.limit === undefined ? matching : matching.slice(0, Math.max(0, filter.limit));
+    return page.map((live) => this.statusOf(live));
   }
 
   /** The principal that owns an upload, or undefined when the hub does not know it. */

@@ -73,6 +73,46 @@ class WriteBatch {
 
 const writeBatch = new WriteBatch();
 
+/** The largest snapshot write; a smaller cap makes it a quarter of the cap. */
+const SNAPSHOT_PIECE_BYTES = 64 * 1024;
+/** Snapshot pieces handed to the socket and not yet flushed: enough to keep it busy, no more. */
+const SNAPSHOT_PIECES_IN_FLIGHT = 2;
+
+/** Where to cut `text` so the first part has at most `maxBytes` UTF-8 bytes, never inside a surrogate pair. */
+function cutIndex(text: string, maxBytes: number): number {
+  let cut = Math.max(1, Math.floor(maxBytes / 3));
+  const code = text.charCodeAt(cut - 1);
+  if (cut > 1 && code >= 0xd800 && code <= 0xdbff) cut--;
+  return cut;
+}
+
+/**
+ * A snapshot's text in pieces of at most `maxBytes` (one status that alone is larger is cut),
+ * made one piece at a time so a 10,000-upload snapshot is never one string in memory.
+ */
+function* snapshotPieces(head: string, uploads: readonly UploadStatus[], tail: string, maxBytes: number): Generator<string> {
+  let piece = head;
+  let pieceBytes = Buffer.byteLength(head);
+  for (let i = 0; i < uploads.length; i++) {
+    const json = (i === 0 ? '' : ',') + JSON.stringify(uploads[i]);
+    const bytes = Buffer.byteLength(json);
+    if (pieceBytes > 0 && pieceBytes + bytes > maxBytes) {
+      yield piece;
+      piece = '';
+      pieceBytes = 0;
+    }
+    piece += json;
+    pieceBytes += bytes;
+    while (pieceBytes > maxBytes) {
+      const cut = cutIndex(piece, maxBytes);
+      yield piece.slice(0, cut);
+      piece = piece.slice(cut);
+      pieceBytes = Buffer.byteLength(piece);
+    }
+  }
+  yield piece + tail;
+}
+
 export class EventStream {
   /**
    * The stream's position: the highest event id written. Every event with a smaller id has
@@ -84,11 +124,19 @@ export class EventStream {
   private readonly throttle: EventThrottle;
   private subscription: Subscription | undefined;
   private closed = false;
+  /** The snapshot still going out, piece by piece; events wait in `held` until it is done. */
+  private snapshotting: Generator<string> | undefined;
+  private snapshotInFlight = 0;
+  private held: HubEvent[] = [];
+  private heldBytes = 0;
+  private endAfterSnapshot = false;
 
   constructor(private readonly res: ServerResponse, private readonly options: EventStreamOptions) {
-    this.throttle = new EventThrottle((event) => this.write(event), options.throttle, () => this.res.writableNeedDrain);
+    this.throttle = new EventThrottle((event) => this.write(event), options.throttle, () => this.snapshotting !== undefined || this.res.writableNeedDrain);
     res.on('drain', this.onDrain);
     res.on('close', this.onClose);
+    // A write racing the client's disconnect must end this stream, never the process.
+    res.on('error', this.onError);
     res.writeHead(200, {
       'Content-Type': `${options.format === 'sse' ? SSE_CONTENT_TYPE : NDJSON_CONTENT_TYPE}; charset=utf-8`,
       'Cache-Control': 'no-cache',
@@ -109,11 +157,20 @@ export class EventStream {
     else this.subscription = subscription;
   }
 
-  /** The current state of what is watched; `id` is the hub's last event id at that moment. */
-  snapshot(uploads: UploadStatus[], id: number): void {
+  /**
+   * The current state of what is watched; `id` is the hub's last event id at that moment. It is
+   * one frame however many uploads it holds, but written in pieces, each once the previous ones
+   * have left, so it never sits in the response's buffer whole (a watcher who sees 10,000
+   * uploads would pass `maxBufferedBytes` at once). Events published meanwhile follow it.
+   */
+  snapshot(uploads: readonly UploadStatus[], id: number): void {
+    if (this.closed) return;
     this.position = Math.max(this.position, id);
-    const json = JSON.stringify({ type: 'snapshot', id, uploads });
-    this.send(this.options.format === 'sse' ? `event: snapshot\nid: ${this.position}\ndata: ${json}\n\n` : `${json}\n`);
+    const sse = this.options.format === 'sse';
+    const head = `${sse ? `event: snapshot\nid: ${this.position}\ndata: ` : ''}{"type":"snapshot","id":${id},"uploads":[`;
+    const maxBytes = Math.max(1, Math.min(SNAPSHOT_PIECE_BYTES, Math.floor(this.options.maxBufferedBytes / 4)));
+    this.snapshotting = snapshotPieces(head, uploads, sse ? ']}\n\n' : ']}\n', maxBytes);
+    this.pumpSnapshot();
   }
 
   /** An event from the subscription or the replay; goes through the throttle. */
@@ -123,20 +180,58 @@ export class EventStream {
 
   /** Keeps proxies from closing an idle stream; skipped while the client is not reading anyway. */
   heartbeat(): void {
-    if (this.closed || this.res.writableNeedDrain) return;
+    if (this.closed || this.snapshotting || this.res.writableNeedDrain) return;
     this.send(this.options.format === 'sse' ? ': heartbeat\n\n' : `{"type":"heartbeat","at":${Date.now()}}\n`);
   }
 
-  /** Ends the response normally. */
+  /** Ends the response normally, after the snapshot if it is still going out. */
   end(): void {
     if (this.closed) return;
+    if (this.snapshotting) {
+      this.endAfterSnapshot = true;
+      return;
+    }
     this.res.end();
     this.release();
+  }
+
+  private readonly pumpSnapshot = (): void => {
+    const pieces = this.snapshotting;
+    while (pieces && !this.closed && this.snapshotInFlight < SNAPSHOT_PIECES_IN_FLIGHT) {
+      const next = pieces.next();
+      if (next.done) {
+        this.snapshotDone();
+        return;
+      }
+      this.snapshotInFlight++;
+      this.res.write(next.value, this.onSnapshotPieceFlushed);
+    }
+  };
+
+  private readonly onSnapshotPieceFlushed = (error?: Error | null): void => {
+    this.snapshotInFlight--;
+    if (!error) this.pumpSnapshot();
+  };
+
+  private snapshotDone(): void {
+    this.snapshotting = undefined;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const event of held) this.write(event);
+    if (this.endAfterSnapshot) this.end();
+    else this.throttle.flush();
   }
 
   private write(event: HubEvent): void {
     if (this.closed) return;
     const frames = encode(event);
+    if (this.snapshotting) {
+      this.held.push(event);
+      this.heldBytes += frames.sse.byteLength;
+      if (this.heldBytes + this.res.writableLength > this.options.maxBufferedBytes) this.overflow();
+      return;
+    }
     if (this.options.format === 'ndjson') {
       this.position = Math.max(this.position, event.id);
       this.send(frames.ndjson);
@@ -153,17 +248,25 @@ export class EventStream {
     if (this.closed) return;
     writeBatch.add(this.res);
     this.res.write(chunk);
-    if (this.res.writableLength > this.options.maxBufferedBytes) {
-      this.res.destroy();
-      this.release();
-    }
+    if (this.res.writableLength > this.options.maxBufferedBytes) this.overflow();
+  }
+
+  /** The client does not read what it asked for: it is cut off, and reconnects and replays. */
+  private overflow(): void {
+    this.res.destroy();
+    this.release();
   }
 
   private readonly onDrain = (): void => {
-    this.throttle.flush();
+    if (!this.snapshotting) this.throttle.flush();
   };
 
   private readonly onClose = (): void => {
+    this.release();
+  };
+
+  private readonly onError = (): void => {
+    this.res.destroy();
     this.release();
   };
 
@@ -173,6 +276,8 @@ export class EventStream {
     this.subscription?.close();
     this.subscription = undefined;
     this.throttle.close();
+    this.snapshotting = undefined;
+    this.held = [];
     this.res.off('drain', this.onDrain);
     this.res.off('close', this.onClose);
     this.options.onClose(this);

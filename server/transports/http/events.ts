@@ -8,7 +8,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { UploadHubError } from '../../../shared/errors.js';
-import { isTerminalState, UPLOAD_ID_PATTERN, type HubEvent, type UploadStatus } from '../../../shared/messages.js';
+import { isTerminalState, UPLOAD_ID_PATTERN, UPLOAD_STATES, type HubEvent, type UploadStatus } from '../../../shared/messages.js';
 import type { Principal } from '../../core/auth.js';
 import type { UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
@@ -17,6 +17,9 @@ import { route, uploadIdParam } from './respond.js';
 import { queryList } from './rest.js';
 
 export const LAST_EVENT_ID_QUERY_PARAM = 'lastEventId';
+
+/** What the all-uploads snapshot shows: finished uploads are history, not activity. */
+const ACTIVE_STATES = UPLOAD_STATES.filter((state) => !isTerminalState(state));
 
 export interface EventRouteContext {
   hub: UploadHub;
@@ -69,7 +72,7 @@ function openStream(context: EventRouteContext, req: Request, res: Response, pri
     stream.position = lastEventId;
     for (const event of replay) stream.push(event);
   } else {
-    stream.snapshot(statuses ?? hub.list(principal).filter((upload) => !isTerminalState(upload.state)), hub.events.lastId);
+    stream.snapshot(statuses ?? hub.list(principal, { state: ACTIVE_STATES }), hub.events.lastId);
     if (finished) stream.end();
   }
 }

@@ -6,8 +6,8 @@
 import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { UploadHubError } from '../../../shared/errors.js';
-import { createMessage, UPLOAD_STATES, type UploadStatus } from '../../../shared/messages.js';
-import type { UploadHub } from '../../core/UploadHub.js';
+import { createMessage, UPLOAD_ID_PATTERN, UPLOAD_STATES, type UploadStatus } from '../../../shared/messages.js';
+import type { ListFilter, ListPosition, UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
 import { jsonErrors, route, sendError, uploadIdParam } from './respond.js';
 
@@ -17,6 +17,29 @@ export const createBody = createMessage.omit({ type: true, reqId: true });
 const stateFilter = z.array(z.enum(UPLOAD_STATES));
 
 const JSON_TYPE = 'application/json';
+
+/** `GET /api/uploads` page sizes: `limit` when the request names none, and the most it may name. */
+export const LIST_DEFAULT_LIMIT = 100;
+export const LIST_MAX_LIMIT = 1000;
+
+const listLimit = z.coerce.number().int().min(1).max(LIST_MAX_LIMIT);
+
+/** The opaque `cursor` of the next page: the last listed upload's place in the list's order. */
+export function encodeCursor(position: ListPosition): string {
+  return Buffer.from(`${position.createdAt}.${position.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): ListPosition {
+  const match = /^(\d{1,16})\.(.+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match || !UPLOAD_ID_PATTERN.test(match[2] as string)) throw new UploadHubError('ERR_BAD_MESSAGE', 'Invalid cursor: pass nextCursor from a previous page as it is');
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+/** `GET /api/uploads` answer: one page, oldest first; `nextCursor` is null on the last page. */
+export interface UploadListPage {
+  uploads: UploadStatus[];
+  nextCursor: string | null;
+}
 
 /** Query values as a flat list: `?state=a&state=b` and `?state=a,b` alike. */
 export function queryList(value: unknown): string[] {
@@ -66,8 +89,19 @@ export function restRoutes(hub: UploadHub): Router {
     const principal = await principalOf(hub, req);
     const states = stateFilter.safeParse(queryList(req.query.state));
     if (!states.success) throw invalid('state filter', states.error);
-    const uploads = hub.list(principal, states.data.length === 0 ? {} : { state: states.data });
-    res.json({ uploads });
+    const rawLimit = queryList(req.query.limit)[0];
+    const limit = rawLimit === undefined ? LIST_DEFAULT_LIMIT : listLimit.safeParse(rawLimit).data;
+    if (limit === undefined) throw new UploadHubError('ERR_BAD_MESSAGE', `limit must be an integer from 1 to ${LIST_MAX_LIMIT}`);
+    const cursor = queryList(req.query.cursor)[0];
+    const filter: ListFilter = { limit: limit + 1 };
+    if (states.data.length > 0) filter.state = states.data;
+    if (cursor !== undefined) filter.after = decodeCursor(cursor);
+    // One more than the page tells whether a next page exists, without counting them all.
+    const uploads = hub.list(principal, filter);
+    const more = uploads.length > limit;
+    if (more) uploads.length = limit;
+    const last = uploads.at(-1);
+    res.json({ uploads, nextCursor: more && last ? encodeCursor(last) : null } satisfies UploadListPage);
   }));
 
   router.get('/uploads/:id', route(async (req, res) => {
