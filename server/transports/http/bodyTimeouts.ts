@@ -19,7 +19,7 @@ import { sendError } from './respond.js';
  */
 export function requestDeadline(timeoutMs: number): RequestHandler {
   return (req, res, next) => {
-    if (timeoutMs > 0 && !req.complete) {
+    if (timeoutMs > 0 && !req.complete && hasBody(req)) {
       const timer = setTimeout(() => {
         if (req.complete || req.destroyed) return;
         if (res.headersSent) {
@@ -36,6 +36,12 @@ export function requestDeadline(timeoutMs: number): RequestHandler {
     }
     next();
   };
+}
+
+/** Whether a body follows the headers: HTTP/1.1 has none without Content-Length or Transfer-Encoding. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** Slots the window is measured in: the rate is checked each time one fills. */
