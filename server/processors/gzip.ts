@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
+import type { JsonValue } from '../../shared/messages.js';
 import type { Stage, StageContext, StageUpload } from '../processing/Stage.js';
 
 export interface GzipStageOptions {
@@ -60,7 +61,7 @@ export function gzipStage(options: GzipStageOptions = {}): Stage {
   return {
     name: 'compress',
     weight: options.weight ?? 1,
-    async run(ctx) {
+    async run(ctx): Promise<JsonValue> {
       const total = ctx.upload.size;
       if (total === 0) {
         ctx.progress(1, 1);
