@@ -195,6 +195,7 @@ export class UploadHub {
     }));
     this.saver.close();
     await this.store.flush();
+    await this.store.close?.();
   }
 
   /** Work started without a caller to await it; close() waits for it. */

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { UPLOAD_ID_PATTERN } from '../../shared/messages.js';
 import type { ByteWriter, UploadRecord, UploadStore } from './UploadStore.js';
+import { DataDirLock } from './DataDirLock.js';
 
 /** Read buffer for streams over stored files; Node's 16 KiB default costs several times the CPU. */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
@@ -66,15 +67,33 @@ export class DiskStore implements UploadStore {
   private readonly emptying = new Set<Promise<void>>();
   /** Saves of one record run one after another, so the last save wins. */
   private readonly saving = new Map<string, Promise<void>>();
+  private readonly lock: DataDirLock;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
     this.uploadsDir = join(this.root, 'uploads');
     this.outputsDir = join(this.root, 'outputs');
     this.trashDir = join(this.root, 'trash');
+    this.lock = new DataDirLock(this.root);
   }
 
+  /** Takes the data directory's lock (one hub per directory), then loads every record. */
   async init(): Promise<UploadRecord[]> {
+    await this.lock.acquire();
+    try {
+      return await this.load();
+    } catch (error) {
+      await this.lock.release();
+      throw error;
+    }
+  }
+
+  /** Releases the data directory's lock; the hub calls it last, after flush(). */
+  async close(): Promise<void> {
+    await this.lock.release();
+  }
+
+  private async load(): Promise<UploadRecord[]> {
     await mkdir(this.uploadsDir, { recursive: true });
     await mkdir(this.outputsDir, { recursive: true });
     // Whatever a previous process left in the trash is deleted now.

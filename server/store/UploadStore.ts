@@ -46,6 +46,8 @@ export interface UploadStore {
   save(record: UploadRecord): Promise<void>;
   /** Resolves when every save started so far has finished (shutdown). */
   flush(): Promise<void>;
+  /** Releases what init() took (the disk store's data directory lock); called once, after flush(). */
+  close?(): Promise<void>;
   /** Deletes record, bytes and outputs. */
   remove(id: string): Promise<void>;
   /** Deletes bytes and outputs, keeps the record (a cancelled upload stays visible). */

@@ -84,6 +84,8 @@ describe('DiskStore specifics', () => {
     await (await store.openWriter('upload-0005', 0)).close();
     await store.removeData('upload-0005');
     await store.flush();
+    // The data directory's lock passes to the next store only once this one is closed.
+    await store.close();
     await new DiskStore(dir).init();
     expect(await readdir(join(dir, 'trash'))).toEqual([]);
     expect((await readdir(join(dir, 'uploads'))).filter((name) => name.includes('.tmp-'))).toEqual([]);
