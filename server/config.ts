@@ -98,28 +98,120 @@ export const hubOptionsSchema = z.object({
 export type HubOptions = z.infer<typeof hubOptionsSchema>;
 export type HubOptionsInput = z.input<typeof hubOptionsSchema>;
 
-/** Validates options (throws a readable error naming the bad option) and fills defaults. */
-export function resolveOptions(input: HubOptionsInput = {}): HubOptions {
-  const result = hubOptionsSchema.safeParse(input);
-  if (!result.success) {
-    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(options)'}: ${issue.message}`);
-    throw new Error(`Invalid hub options:\n${lines.join('\n')}`);
+/**
+ * Options that cannot be used, one problem each, naming the option as it was given:
+ * `PORT="abc": expected an integer` (environment), `--port "abc": ...` (flag), `port: ...` (code).
+ */
+export class OptionsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid hub options:\n${problems.map((problem) => `  ${problem}`).join('\n')}`);
+    this.name = 'OptionsError';
   }
+}
+
+/** How options were given outside code (`PORT="abc"`), so errors name what the user typed. */
+export type OptionLabels = Partial<Record<keyof HubOptions, string>>;
+
+/** Validates options (throws OptionsError naming every bad option) and fills defaults. */
+export function resolveOptions(input: HubOptionsInput = {}, labels: OptionLabels = {}): HubOptions {
+  const label = (key: PropertyKey | undefined) => (typeof key === 'string' ? (labels[key as keyof HubOptions] ?? key) : '(options)');
+  const result = hubOptionsSchema.safeParse(input);
+  if (!result.success) throw new OptionsError(result.error.issues.map((issue) => `${label(issue.path[0])}: ${issue.message}`));
   const options = result.data;
-  if (options.chunkSize > options.maxChunkSize) throw new Error('Invalid hub options:\n  chunkSize: must not exceed maxChunkSize');
-  if (options.minWindow > options.uploadWindow) throw new Error('Invalid hub options:\n  minWindow: must not exceed uploadWindow');
+  const problems: string[] = [];
+  if (options.chunkSize > options.maxChunkSize) problems.push(`${label('chunkSize')}: must not exceed maxChunkSize (${options.maxChunkSize})`);
+  if (options.minWindow > options.uploadWindow) problems.push(`${label('minWindow')}: must not exceed uploadWindow (${options.uploadWindow})`);
+  if (problems.length > 0) throw new OptionsError(problems);
   return options;
 }
 
-/** Options from the environment, for `npm start` and the CLI. Unset variables keep defaults. */
-export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOptionsInput {
-  const input: HubOptionsInput = {};
-  if (env.PORT !== undefined) input.port = Number(env.PORT);
-  if (env.HOST !== undefined) input.host = env.HOST;
-  if (env.DATA_DIR !== undefined) input.dataDir = env.DATA_DIR;
-  if (env.MAX_FILE_SIZE !== undefined) input.maxFileSize = Number(env.MAX_FILE_SIZE);
-  if (env.MAX_CHUNK_SIZE !== undefined) input.maxChunkSize = Number(env.MAX_CHUNK_SIZE);
-  return input;
+/** What an option's value is, as far as parsing a string goes; read off its schema. */
+export type OptionKind = 'integer' | 'number' | 'string' | 'boolean';
+
+/** How one option is spelled outside code. */
+export interface OptionSpelling {
+  key: keyof HubOptions;
+  kind: OptionKind;
+  /** Its environment variable: `maxFileSize` -> `MAX_FILE_SIZE`. */
+  env: string;
+  /** Its `upload-hub serve` flag without the dashes: `maxFileSize` -> `max-file-size`. */
+  flag: string;
+  defaultValue: unknown;
+}
+
+function optionKind(key: string, schema: z.ZodType): OptionKind {
+  let inner: z.ZodType = schema;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  if (inner instanceof z.ZodNumber) return inner.isInt ? 'integer' : 'number';
+  if (inner instanceof z.ZodString || inner instanceof z.ZodEnum) return 'string';
+  if (inner instanceof z.ZodBoolean) return 'boolean';
+  throw new Error(`Option ${key} has a type no environment variable can carry: teach optionKind in server/config.ts to parse it`);
+}
+
+/**
+ * Every option's environment variable and flag, generated from the schema so that a new option
+ * gets both without a line of its own.
+ */
+export const OPTION_SPELLINGS: readonly OptionSpelling[] = Object.entries(hubOptionsSchema.shape).map(([key, schema]) => ({
+  key: key as keyof HubOptions,
+  kind: optionKind(key, schema),
+  env: key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase(),
+  flag: key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`),
+  defaultValue: schema.parse(undefined),
+}));
+
+// Strict on purpose: Number() would read '' as 0 (a random port) and '3000x' as NaN, and
+// parseInt('1.5') as 1.
+const INTEGER = /^-?\d+$/;
+const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+
+function parseValue(spelling: OptionSpelling, raw: string): { value: string | number | boolean } | { problem: string } {
+  if (raw === '') return { problem: `empty; give a value, or unset it for the default (${String(spelling.defaultValue)})` };
+  switch (spelling.kind) {
+    case 'integer':
+      return INTEGER.test(raw) ? { value: Number(raw) } : { problem: 'expected an integer' };
+    case 'number':
+      return DECIMAL.test(raw) ? { value: Number(raw) } : { problem: 'expected a number' };
+    case 'boolean':
+      if (raw === 'true' || raw === '1') return { value: true };
+      if (raw === 'false' || raw === '0') return { value: false };
+      return { problem: 'expected true or false' };
+    case 'string':
+      return { value: raw };
+  }
+}
+
+/**
+ * Options for `upload-hub serve` and `npm start`: every option from its flag
+ * (`--max-file-size 5`), else its environment variable (`MAX_FILE_SIZE=5`), else its default.
+ * `flags` are parseArgs values keyed by flag name. Throws OptionsError naming every bad
+ * variable and flag as it was given (`PORT="abc": expected an integer`).
+ */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env, flags: Readonly<Record<string, string | boolean | undefined>> = {}): HubOptions {
+  const input: Record<string, unknown> = {};
+  const labels: OptionLabels = {};
+  const problems: string[] = [];
+  for (const spelling of OPTION_SPELLINGS) {
+    const flag = flags[spelling.flag];
+    const variable = env[spelling.env];
+    let label: string;
+    let parsed: ReturnType<typeof parseValue>;
+    if (typeof flag === 'boolean') {
+      label = `--${spelling.flag}`;
+      parsed = { value: flag };
+    } else if (flag !== undefined) {
+      label = `--${spelling.flag} ${JSON.stringify(flag)}`;
+      parsed = parseValue(spelling, flag);
+    } else if (variable !== undefined) {
+      label = `${spelling.env}=${JSON.stringify(variable)}`;
+      parsed = parseValue(spelling, variable);
+    } else continue;
+    labels[spelling.key] = label;
+    if ('problem' in parsed) problems.push(`${label}: ${parsed.problem}`);
+    else input[spelling.key] = parsed.value;
+  }
+  if (problems.length > 0) throw new OptionsError(problems);
+  return resolveOptions(input as HubOptionsInput, labels);
 }
 
 /** Transport limits derived from the hub's numbers, so no transport has a limit of its own. */
