@@ -1,8 +1,10 @@
 /**
  * The browser pages: `/` (upload page) and `/dashboard` (live view of active uploads), and the
  * assets they load from `/assets/`. Their scripts are client/web/*.ts bundled by esbuild for the
- * browser on the first request and kept in memory for the life of the process, so `npm start`
- * needs no build step and a fresh clone serves the pages as soon as it is installed.
+ * browser. `npm run build` (run by `npm install`, and by `npm start` when the build is stale)
+ * writes the bundles to dist/web, and a compiled hub serves them from there; run from source
+ * (tsx, the tests), the hub bundles them in memory on first use, so they always match
+ * client/web. Either way they are kept in memory for the life of the process.
  *
  * Not a wire protocol, but it rides on the hub's HTTP server like one, so it is a
  * TransportFactory: one line in app.ts's TRANSPORTS, nothing in the core.
@@ -15,7 +17,7 @@
  *   GET /assets/styles.css
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Request, Response } from 'express';
@@ -55,6 +57,19 @@ export function webSourceDir(): string {
   return candidates.find((dir) => existsSync(join(dir, 'upload.html'))) ?? (candidates[0] as string);
 }
 
+/**
+ * Where `npm run build` writes the bundles: dist/web, beside dist/server. Only a compiled hub
+ * (dist/server/transports/pages.js) reads them; from source there is none, so a test never
+ * serves bundles older than client/web.
+ */
+export function prebuiltDir(): string | undefined {
+  return import.meta.url.endsWith('.js') ? fileURLToPath(new URL('../../web/', import.meta.url)) : undefined;
+}
+
+function contentTypeOf(name: string): string {
+  return name.endsWith('.map') ? 'application/json; charset=utf-8' : 'text/javascript; charset=utf-8';
+}
+
 /** Bundles per source directory, shared by every hub in the process (tests start many). */
 const bundles = new Map<string, Promise<Map<string, PageAsset>>>();
 
@@ -82,16 +97,43 @@ export async function bundlePages(webDir: string = webSourceDir()): Promise<Map<
   const assets = new Map<string, PageAsset>();
   for (const file of result.outputFiles) {
     const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-    const contentType = name.endsWith('.map') ? 'application/json; charset=utf-8' : 'text/javascript; charset=utf-8';
-    assets.set(name, { body: Buffer.from(file.contents), contentType });
+    assets.set(name, { body: Buffer.from(file.contents), contentType: contentTypeOf(name) });
   }
   return assets;
+}
+
+/** The build step: bundles every page entry into `outDir` (dist/web), where a compiled hub finds them. */
+export async function writePageBundles(outDir: string | undefined = prebuiltDir(), webDir: string = webSourceDir()): Promise<string[]> {
+  if (outDir === undefined) throw new Error('writePageBundles needs an output directory when run from source');
+  const assets = await bundlePages(webDir);
+  await mkdir(outDir, { recursive: true });
+  await Promise.all([...assets].map(([name, asset]) => writeFile(join(outDir, name), asset.body)));
+  return [...assets.keys()];
+}
+
+/** The bundles `npm run build` wrote, or undefined when any is missing (a build by tsc alone). */
+async function readPrebuilt(dir: string): Promise<Map<string, PageAsset> | undefined> {
+  const assets = new Map<string, PageAsset>();
+  for (const name of Object.keys(ENTRIES).flatMap((entry) => [entry, `${entry}.map`])) {
+    try {
+      assets.set(name, { body: await readFile(join(dir, name)), contentType: contentTypeOf(name) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+  return assets;
+}
+
+async function loadBundles(webDir: string): Promise<Map<string, PageAsset>> {
+  const dir = prebuiltDir();
+  return (dir === undefined ? undefined : await readPrebuilt(dir)) ?? bundlePages(webDir);
 }
 
 function cachedBundles(webDir: string): Promise<Map<string, PageAsset>> {
   let pending = bundles.get(webDir);
   if (!pending) {
-    pending = bundlePages(webDir);
+    pending = loadBundles(webDir);
     // A failed build is retried on the next request (after the source is fixed).
     pending.catch(() => bundles.delete(webDir));
     bundles.set(webDir, pending);
