@@ -3,8 +3,10 @@
  * .ci/install-chromium) driven by playwright-core. Playwright's own browser download does not
  * work on these machines, so nothing here calls `playwright install`.
  */
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -65,6 +67,71 @@ export async function launchChromium(): Promise<ChromiumSession> {
     async close() {
       await context.close().catch(() => undefined);
       await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 between a page and a hub, so a test can take the page's connection
+ * away while the hub goes on (or is replaced by another on the same data directory).
+ */
+export interface PageProxy {
+  /** http://127.0.0.1:port: open pages here, so their sockets and requests go through the proxy. */
+  url: string;
+  /** Closes every connection through the proxy and refuses new ones until restore(). */
+  cut(): void;
+  restore(): void;
+  /** Forwards new connections to another port (a restarted hub). */
+  retarget(port: number): void;
+  close(): Promise<void>;
+}
+
+export async function startPageProxy(targetPort: number): Promise<PageProxy> {
+  let target = targetPort;
+  let refusing = false;
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    // A reset from either side only ends this pair; the proxy itself never throws.
+    socket.on('error', () => socket.destroy());
+  };
+  const server = createServer((incoming) => {
+    track(incoming);
+    if (refusing) {
+      incoming.destroy();
+      return;
+    }
+    const outgoing = connect(target, '127.0.0.1');
+    track(outgoing);
+    incoming.pipe(outgoing);
+    outgoing.pipe(incoming);
+    incoming.once('close', () => outgoing.destroy());
+    outgoing.once('close', () => incoming.destroy());
+  });
+  server.on('error', () => undefined);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const dropAll = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut() {
+      refusing = true;
+      dropAll();
+    },
+    restore() {
+      refusing = false;
+    },
+    retarget(port) {
+      target = port;
+    },
+    async close() {
+      refusing = true;
+      dropAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

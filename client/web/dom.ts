@@ -47,10 +47,18 @@ export function clientOptionsFromLocation(): { url: string; token?: string; tran
   };
 }
 
-/** Keeps a log list to its last `max` lines. */
+/** How near the bottom (px) still counts as following the tail: scroll positions are fractional. */
+const TAIL_SLACK_PX = 4;
+
+/**
+ * Keeps a log list to its last `max` lines and follows its tail: the newest line is scrolled
+ * into view, unless the reader has scrolled up to read an older one.
+ */
 export function appendLine(list: HTMLElement, line: HTMLElement, max = 200): void {
+  const following = list.scrollHeight - list.scrollTop - list.clientHeight <= TAIL_SLACK_PX;
   list.append(line);
   while (list.childElementCount > max) list.firstElementChild?.remove();
+  if (following) list.scrollTop = list.scrollHeight;
 }
 
 /** "12:34:56" for log lines. */

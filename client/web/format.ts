@@ -44,7 +44,8 @@ export function formatPercent(percent: number): string {
 
 /** Everything the page may show about where an upload is. */
 export interface ProgressView {
-  state: UploadState | 'starting' | 'cancelling';
+  /** `starting`, `cancelling` and `gone` (the hub no longer knows it) are the page's own. */
+  state: UploadState | 'starting' | 'cancelling' | 'gone';
   phase: Phase;
   percent: number;
   stage?: string | undefined;
@@ -67,5 +68,5 @@ export function describeProgress(view: ProgressView): string {
 
 /** States after which nothing changes. Mirrors shared/messages.ts for the page's local states. */
 export function isFinished(state: ProgressView['state']): boolean {
-  return state === 'completed' || state === 'failed' || state === 'cancelled' || state === 'expired';
+  return state === 'completed' || state === 'failed' || state === 'cancelled' || state === 'expired' || state === 'gone';
 }

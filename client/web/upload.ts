@@ -3,13 +3,24 @@
  * the upload and the processing stages, its facts (phase, stage, queue position, speed, ETA),
  * its log lines, a Cancel button and, at the end, the result.
  *
- * Every element an upload owns carries `data-state` and `data-phase`, so tests and styles
- * follow the same truth the user sees.
+ * What each item shows comes from the mapping both pages share (view.ts). After a reconnect,
+ * each unfinished item's status is asked for, so one that ended meanwhile shows how.
+ *
+ * Every element an upload owns carries `data-state`, `data-phase` and `data-waiting`, so tests
+ * and styles follow the same truth the user sees.
  */
-import { UploadClient, UploadHubError, type UploadHandle, type UploadProgress, type UploadResult } from '../index.js';
-import type { HubEvent, LogLevel } from '../../shared/messages.js';
+import { UploadClient, UploadHubError, type UploadHandle, type UploadResult } from '../index.js';
+import { settleFromStatus } from '../UploadClient.js';
+import type { HubEvent, LogLevel, UploadStatus } from '../../shared/messages.js';
 import { appendLine, byId, clientOptionsFromLocation, clock, h, uniqueId } from './dom.js';
-import { describeProgress, formatBytes, formatEta, formatPercent, formatRate, isFinished, type ProgressView } from './format.js';
+import { formatBytes } from './format.js';
+import { StatusQueue, Ticker } from './refresh.js';
+import {
+  isCountingDown, isDone, present, startingView, withCancelling, withConnectionLost, withEnd, withEvent, withStatus, type UploadView,
+} from './view.js';
+
+/** This page is the uploads' client: when they wait, they wait for its connection. */
+const WAITING_TEXT = 'waiting for connection';
 
 /** One file on the page. */
 class UploadItem {
@@ -21,9 +32,14 @@ class UploadItem {
   private readonly log: HTMLOListElement;
   private readonly result: HTMLElement;
   private readonly cancelButton: HTMLButtonElement;
-  private view: ProgressView = { state: 'starting', phase: 'upload', percent: 0 };
+  private view: UploadView;
+  private counting = false;
+  /** `done` (or a status after a reconnect) told how it ended; the end is shown once. */
+  private settled = false;
+  id: string | undefined;
 
   constructor(private readonly file: File, onCancel: () => void) {
+    this.view = startingView(Date.now(), file.size);
     const id = uniqueId('upload');
     const name = h('h3', { class: 'name', id: `${id}-name` }, file.name || 'unnamed');
     this.bar = h('progress', { class: 'bar', id: `${id}-bar`, max: 100, value: 0, 'aria-labelledby': `${id}-name`, 'aria-describedby': `${id}-facts` });
@@ -52,55 +68,39 @@ class UploadItem {
       this.log,
       this.result,
     );
+    this.render(Date.now());
   }
 
   created(uploadId: string): void {
+    this.id = uploadId;
     this.element.dataset.uploadId = uploadId;
     this.line('info', `Created upload ${uploadId} (${formatBytes(this.file.size)})`);
-    this.setState('uploading');
   }
 
-  progress(progress: UploadProgress): void {
-    this.view = { ...this.view, phase: progress.phase, percent: progress.percent, stage: progress.stage, stagePercent: progress.stagePercent, queuePosition: progress.queuePosition };
-    this.bar.value = progress.percent;
-    this.percentText.textContent = formatPercent(progress.percent);
-    this.element.dataset.phase = progress.phase;
-    this.facts.phase.textContent = progress.phase;
-    this.facts.stage.textContent = progress.stage === undefined ? '—' : `${progress.stage} ${Math.floor(progress.stagePercent ?? 0)}%`;
-    this.facts.queue.textContent = progress.queuePosition === undefined ? '—' : `#${progress.queuePosition}`;
-    this.facts.rate.textContent = progress.phase === 'upload' ? formatRate(progress.bytesPerSecond) : '—';
-    this.facts.eta.textContent = formatEta(progress.etaSeconds);
-    this.render();
-  }
-
-  /** State changes the hub announces (uploading, uploaded, queued, processing). */
+  /** Every hub event about this upload: the same mapping the dashboard uses. */
   event(event: HubEvent): void {
-    switch (event.type) {
-      case 'uploaded':
-        this.line('info', `All ${formatBytes(event.bytes)} received; sha256 ${event.sha256}`);
-        // The upload's speed and ETA are over; processing reports its own ETA.
-        this.facts.rate.textContent = '—';
-        this.facts.eta.textContent = '—';
-        this.setState('uploaded');
-        return;
-      case 'queued':
-        this.view = { ...this.view, queuePosition: event.position };
-        this.facts.queue.textContent = `#${event.position}`;
-        this.setState('queued');
-        return;
-      case 'processing':
-        this.view = { ...this.view, phase: 'processing', queuePosition: undefined };
-        this.facts.queue.textContent = '—';
-        this.element.dataset.phase = 'processing';
-        this.setState('processing');
-        return;
-      case 'stage':
-        this.view = { ...this.view, stage: event.stage, stagePercent: 0 };
-        this.line('info', `Stage ${event.stage} started (${event.index + 1} of ${event.count})`);
-        this.render();
-        return;
-      default:
+    const wasDone = isDone(this.view);
+    this.view = withEvent(this.view, event, Date.now());
+    if (!wasDone) {
+      if (event.type === 'uploaded') this.line('info', `All ${formatBytes(event.bytes)} received; sha256 ${event.sha256}`);
+      if (event.type === 'stage') this.line('info', `Stage ${event.stage} started (${event.index + 1} of ${event.count})`);
     }
+    this.render(Date.now());
+  }
+
+  /** The hub's status, asked for at `askedAt` (after a reconnect). */
+  status(status: UploadStatus, askedAt: number): void {
+    this.view = withStatus(this.view, status, Date.now(), askedAt);
+    this.render(Date.now());
+    // It ended while the page was not listening; `done` may settle the same way later.
+    const end = settleFromStatus(status);
+    if (end instanceof UploadHubError) this.ended(end);
+    else if (end) this.completed(end);
+  }
+
+  connectionLost(): void {
+    this.view = withConnectionLost(this.view);
+    this.render(Date.now());
   }
 
   line(level: LogLevel, text: string, stage?: string): void {
@@ -109,18 +109,17 @@ class UploadItem {
   }
 
   cancelling(): void {
-    if (isFinished(this.view.state)) return;
-    this.cancelButton.disabled = true;
-    this.setState('cancelling');
+    if (isDone(this.view)) return;
+    this.view = withCancelling(this.view);
     this.line('info', 'Cancelling…');
+    this.render(Date.now());
   }
 
   completed(result: UploadResult): void {
-    this.bar.value = 100;
-    this.percentText.textContent = '100%';
-    this.view = { ...this.view, percent: 100 };
-    this.facts.eta.textContent = formatEta(0);
-    this.setState('completed');
+    if (this.settled) return;
+    this.settled = true;
+    this.view = withEnd(this.view, 'completed', Date.now());
+    this.render(Date.now());
     this.line('info', 'Completed');
     this.result.replaceChildren(
       h('p', {}, 'sha256 ', h('code', { class: 'sha256' }, result.sha256 ?? 'unknown')),
@@ -130,44 +129,105 @@ class UploadItem {
   }
 
   ended(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
     const hubError = error instanceof UploadHubError ? error : new UploadHubError('ERR_INTERNAL', String(error));
     if (hubError.code === 'ERR_CANCELLED') {
-      this.setState('cancelled');
+      this.view = withEnd(this.view, 'cancelled', Date.now(), hubError.stage);
+      this.render(Date.now());
       this.line('warn', hubError.stage === undefined ? 'Cancelled' : `Cancelled during stage ${hubError.stage}`);
       return;
     }
-    this.setState(hubError.code === 'ERR_EXPIRED' ? 'expired' : 'failed');
+    this.view = withEnd(this.view, hubError.code === 'ERR_EXPIRED' ? 'expired' : 'failed', Date.now(), hubError.stage);
+    this.render(Date.now());
     this.line('error', `${hubError.code}: ${hubError.message}${hubError.stage === undefined ? '' : ` (stage ${hubError.stage})`}`);
     this.result.replaceChildren(h('p', { class: 'error' }, h('code', {}, hubError.code), ` ${hubError.message}`));
     this.result.hidden = false;
   }
 
-  private setState(state: ProgressView['state']): void {
-    // A late progress or state event never takes a finished (or cancelling) upload back.
-    if (isFinished(this.view.state) || (this.view.state === 'cancelling' && !isFinished(state))) return;
-    this.view = { ...this.view, state };
-    this.element.dataset.state = state;
-    if (isFinished(state)) this.cancelButton.disabled = true;
-    this.render();
+  get finished(): boolean {
+    return isDone(this.view);
   }
 
-  private render(): void {
-    this.stateBadge.textContent = describeProgress(this.view);
+  countingDown(now: number): boolean {
+    return isCountingDown(this.view, now);
+  }
+
+  /** Re-renders what time changes (the ETA); says whether it will change again. */
+  tick(now: number): boolean {
+    const counting = isCountingDown(this.view, now);
+    // One more render after the countdown ends, so its last value is not left standing.
+    if (counting || this.counting) this.render(now);
+    this.counting = counting;
+    return counting;
+  }
+
+  private render(now: number): void {
+    const shown = present(this.view, now, WAITING_TEXT);
+    this.element.dataset.state = shown.state;
+    this.element.dataset.phase = this.view.phase;
+    this.element.dataset.waiting = String(shown.waiting);
+    this.stateBadge.textContent = shown.badge;
+    this.bar.value = shown.percent;
+    this.percentText.textContent = shown.percentText;
+    this.facts.phase.textContent = shown.phase;
+    this.facts.stage.textContent = shown.stage;
+    this.facts.queue.textContent = shown.queue;
+    this.facts.rate.textContent = shown.rate;
+    this.facts.eta.textContent = shown.eta;
+    this.cancelButton.disabled = isDone(this.view) || this.view.cancelling;
   }
 }
 
-const client = new UploadClient(clientOptionsFromLocation());
+const options = clientOptionsFromLocation();
+const client = new UploadClient(options);
 const list = byId('uploads', HTMLOListElement);
 const empty = byId('empty', HTMLElement);
 const input = byId('files', HTMLInputElement);
 const drop = byId('drop', HTMLElement);
 const connection = byId('connection', HTMLElement);
 const active = new Set<UploadHandle>();
+const items = new Set<UploadItem>();
 
 function setConnection(state: 'live' | 'reconnecting' | 'down', text: string): void {
   connection.dataset.connection = state;
   connection.textContent = text;
 }
+
+/** Once a second while an ETA counts down and the page is visible. */
+const ticker = new Ticker(() => {
+  const now = Date.now();
+  let needed = false;
+  for (const item of items) if (item.tick(now)) needed = true;
+  return needed;
+}, () => document.visibilityState === 'visible');
+
+/** After a change to `item`: starts the ticker if its ETA counts down (the ticker stops itself). */
+function wake(item: UploadItem): void {
+  if (item.countingDown(Date.now())) ticker.update(true);
+}
+
+document.addEventListener('visibilitychange', () => {
+  // Hidden, the ticker stops; visible again, every item is brought up to now at once.
+  const now = Date.now();
+  let needed = false;
+  for (const item of items) if (item.tick(now)) needed = true;
+  ticker.update(needed);
+});
+
+// After a reconnect the client resumes its uploads; the hub's status says at once where each
+// one is, including how it ended if it ended while the page was away.
+const statuses = new StatusQueue({
+  base: location.origin,
+  token: options.token,
+  onStatus(id, status, askedAt) {
+    for (const item of items) {
+      if (item.id !== id) continue;
+      if (status !== 'gone') item.status(status, askedAt);
+      wake(item);
+    }
+  },
+});
 
 function start(file: File): void {
   empty.hidden = true;
@@ -177,6 +237,7 @@ function start(file: File): void {
     void handle.cancel();
   });
   list.prepend(item.element);
+  items.add(item);
   try {
     handle = client.upload(file, { name: file.name || 'upload.bin' });
   } catch (error) {
@@ -188,8 +249,10 @@ function start(file: File): void {
     setConnection('live', 'Connected');
     item.created(id);
   });
-  handle.on('progress', (progress) => item.progress(progress));
-  handle.on('event', (event) => item.event(event));
+  handle.on('event', (event) => {
+    item.event(event);
+    wake(item);
+  });
   handle.on('log', (line) => item.line(line.level, line.text, line.stage));
   handle.done.then(
     (result) => item.completed(result),
@@ -220,9 +283,15 @@ window.addEventListener('beforeunload', (event) => {
   if (active.size > 0) event.preventDefault();
 });
 
-client.on('disconnected', () => setConnection('reconnecting', 'Connection lost, reconnecting…'));
+client.on('disconnected', () => {
+  setConnection('reconnecting', 'Connection lost, reconnecting…');
+  for (const item of items) item.connectionLost();
+});
 client.on('reconnecting', (attempt) => setConnection('reconnecting', `Reconnecting (attempt ${attempt})…`));
-client.on('reconnected', () => setConnection('live', 'Connected'));
+client.on('reconnected', () => {
+  setConnection('live', 'Connected');
+  for (const item of items) if (item.id !== undefined && !item.finished) statuses.check(item.id);
+});
 client.ping().then(
   (rtt) => setConnection('live', `Connected · ping ${Math.max(1, Math.round(rtt))} ms`),
   (error: unknown) => setConnection('down', `Hub unreachable: ${error instanceof Error ? error.message : String(error)}`),

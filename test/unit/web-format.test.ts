@@ -35,6 +35,7 @@ describe('page formatting', () => {
     expect(describeProgress({ state: 'processing', phase: 'processing', percent: 50 })).toBe('processing');
     expect(describeProgress({ state: 'uploading', phase: 'upload', percent: 3 })).toBe('uploading');
     expect(isFinished('cancelled')).toBe(true);
+    expect(isFinished('gone')).toBe(true);
     expect(isFinished('cancelling')).toBe(false);
   });
 });
