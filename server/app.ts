@@ -55,10 +55,14 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   let shuttingDown = false;
   server.on('upgrade', (request, socket) => {
     const pathname = (request.url ?? '/').split('?')[0] as string;
-    if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else if (!transports.some((transport) => transport.ownsUpgrade?.(pathname))) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    }
+    const owned = !shuttingDown && transports.some((transport) => transport.ownsUpgrade?.(pathname));
+    if (owned) return;
+    // Node takes its own 'error' listener off an upgraded socket: a client that resets while
+    // this answer is written would otherwise crash the process.
+    socket.on('error', () => socket.destroy());
+    socket.end(shuttingDown
+      ? 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+      : 'HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
   await new Promise<void>((resolve, reject) => {
