@@ -23,11 +23,39 @@ function validateWith<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>, 
   return result.data;
 }
 
-function parseJson(text: string, maxBytes: number): unknown {
-  // UTF-16 length bounds the UTF-8 byte length from below: enough to refuse before parsing.
-  if (text.length > maxBytes) throw new UploadHubError('ERR_MESSAGE_TOO_LARGE', `Control message exceeds ${maxBytes} bytes`);
+/** Bytes `text` takes in UTF-8, counted without encoding it (a lone surrogate becomes U+FFFD, 3 bytes). */
+export function utf8ByteLength(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two units, four bytes.
+      bytes += 2;
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/**
+ * The one size rule for control messages, whatever carries them: at most `maxBytes` bytes of
+ * UTF-8. Bytes as received (a raw WebSocket text frame) are counted as they are; text is
+ * counted as its UTF-8 encoding, never as its UTF-16 length.
+ */
+export function assertMessageSize(message: string | Uint8Array, maxBytes: number): void {
+  // A UTF-16 length over the limit is over it in UTF-8 too: no need to count.
+  const size = typeof message === 'string' ? (message.length > maxBytes ? message.length : utf8ByteLength(message)) : message.byteLength;
+  if (size > maxBytes) throw new UploadHubError('ERR_MESSAGE_TOO_LARGE', `Control message exceeds maxMessageBytes (${maxBytes} bytes)`);
+}
+
+const utf8 = new TextDecoder();
+
+function parseJson(message: string | Uint8Array, maxBytes: number): unknown {
+  assertMessageSize(message, maxBytes);
   try {
-    return JSON.parse(text);
+    return JSON.parse(typeof message === 'string' ? message : utf8.decode(message));
   } catch {
     throw new UploadHubError('ERR_BAD_MESSAGE', 'Message is not valid JSON');
   }
@@ -38,8 +66,9 @@ export function validateClientMessage(raw: unknown): ClientMessage {
   return validateWith(clientMessage, CLIENT_TYPES, raw);
 }
 
-export function parseClientMessage(text: string, maxBytes: number): ClientMessage {
-  return validateClientMessage(parseJson(text, maxBytes));
+/** A client message from a text frame's bytes or its text; refused past `maxBytes` UTF-8 bytes before parsing. */
+export function parseClientMessage(message: string | Uint8Array, maxBytes: number): ClientMessage {
+  return validateClientMessage(parseJson(message, maxBytes));
 }
 
 /** Validates a decoded message from the hub. */

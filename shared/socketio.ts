@@ -13,6 +13,7 @@
  * event here, and a misspelt event or wrong payload fails to compile on both sides.
  * Browser-safe: no node: imports.
  */
+import { assertMessageSize, validateClientMessage } from './codec.js';
 import { UploadHubError, type ErrorCode } from './errors.js';
 import type { ChunkFrame } from './frame.js';
 import { UPLOAD_ID_PATTERN, type ChunkReply, type ClientMessage, type ErrorMessage, type ServerMessage } from './messages.js';
@@ -98,4 +99,15 @@ export function messageOf(type: string, payload: unknown): Record<string, unknow
     throw new UploadHubError('ERR_BAD_MESSAGE', `Invalid ${type} message: the payload must be an object`);
   }
   return { ...payload, type };
+}
+
+/**
+ * A client event as its message: the payload must be an object, its message's JSON (`type`
+ * included, as a raw WebSocket client would send it) at most `maxBytes` UTF-8 bytes, and the
+ * schema must hold. The same rules, codes and sizes as a raw WebSocket text frame.
+ */
+export function parseClientEvent(type: ClientEventName, payload: unknown, maxBytes: number): ClientMessage {
+  const message = messageOf(type, payload);
+  assertMessageSize(JSON.stringify(message), maxBytes);
+  return validateClientMessage(message);
 }

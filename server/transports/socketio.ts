@@ -17,15 +17,15 @@
  */
 import { Server, type Socket } from 'socket.io';
 import { UploadHubError, toHubError } from '../../shared/errors.js';
-import { parseClientMessage, validateClientMessage } from '../../shared/codec.js';
+import { validateClientMessage } from '../../shared/codec.js';
 import { isTerminalState, PROTOCOL_VERSION, type HubEvent, type ServerMessage } from '../../shared/messages.js';
 import {
   CHUNK_EVENT,
   CLIENT_EVENTS,
   isClientEventName,
   messageOf,
+  parseClientEvent,
   validateChunkEvent,
-  type ClientEventName,
   type ClientToServerEvents,
   type ConnectErrorData,
   type InterServerEvents,
@@ -100,8 +100,8 @@ export function socketIoTransport({ hub, server }: TransportContext): SocketIoTr
       socket.on(type, (payload: unknown) => {
         let message;
         try {
-          // Through the codec, so the size limit and the schema are the raw transport's.
-          message = parseClientMessage(JSON.stringify(messageOf(type satisfies ClientEventName, payload)), hub.options.maxMessageBytes);
+          // The raw transport's size limit (UTF-8 bytes of the message's JSON) and schema.
+          message = parseClientEvent(type, payload, hub.options.maxMessageBytes);
         } catch (error) {
           session.reject(toHubError(error, 'ERR_BAD_MESSAGE'));
           return;

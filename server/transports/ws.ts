@@ -67,7 +67,8 @@ export function webSocketTransport({ hub, server, logger }: TransportContext): T
       if (!isBinary) {
         let message;
         try {
-          message = parseClientMessage(toBytes(data).toString('utf8'), hub.options.maxMessageBytes);
+          // The frame's bytes: their count is the size limit's measure, checked before decoding.
+          message = parseClientMessage(toBytes(data), hub.options.maxMessageBytes);
         } catch (error) {
           session.reject(toHubError(error, 'ERR_BAD_MESSAGE'));
           return;
