@@ -68,7 +68,11 @@ export interface ListFilter {
   limit?: number;
   /** Only uploads after this one in the list's order, as given by the last of a previous page. */
   after?: ListPosition;
+  /** `asc` (default): oldest first; `desc`: newest first, as a dashboard shows them. */
+  order?: ListOrder;
 }
+
+export type ListOrder = 'asc' | 'desc';
 
 /** Runtime view of an upload beyond its record: where its bar is. */
 interface Live {
@@ -257,20 +261,22 @@ export class UploadHub {
 
   /**
    * The uploads `principal` may see, oldest first (createdAt, then id: a stable order to page
-   * through). Only the page's own statuses are built, however many uploads match.
+   * through), or newest first with `order: 'desc'`. Only the page's own statuses are built,
+   * however many uploads match.
    */
   list(principal: Principal, filter: ListFilter = {}): UploadStatus[] {
     const states = filter.state === undefined ? undefined : new Set<UploadState>(typeof filter.state === 'string' ? [filter.state] : filter.state);
     const { after } = filter;
+    const direction = filter.order === 'desc' ? -1 : 1;
     const matching: Live[] = [];
     for (const live of this.uploads.values()) {
       const { record } = live.upload;
       if (!mayAccess(principal, record.owner)) continue;
       if (states && !states.has(record.state)) continue;
-      if (after && compareListPosition(record, after) <= 0) continue;
+      if (after && direction * compareListPosition(record, after) <= 0) continue;
       matching.push(live);
     }
-    matching.sort((a, b) => compareListPosition(a.upload.record, b.upload.record));
+    matching.sort((a, b) => direction * compareListPosition(a.upload.record, b.upload.record));
     const page = filter.limit === undefined ? matching : matching.slice(0, Math.max(0, filter.limit));
     return page.map((live) => this.statusOf(live));
   }

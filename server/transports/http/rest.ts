@@ -7,7 +7,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { UploadHubError } from '../../../shared/errors.js';
 import { createMessage, UPLOAD_ID_PATTERN, UPLOAD_STATES, type UploadStatus } from '../../../shared/messages.js';
-import type { ListFilter, ListPosition, UploadHub } from '../../core/UploadHub.js';
+import type { ListFilter, ListOrder, ListPosition, UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
 import { jsonErrors, route, sendError, uploadIdParam } from './respond.js';
 
@@ -23,6 +23,7 @@ export const LIST_DEFAULT_LIMIT = 100;
 export const LIST_MAX_LIMIT = 1000;
 
 const listLimit = z.coerce.number().int().min(1).max(LIST_MAX_LIMIT);
+const listOrder = z.enum(['asc', 'desc'] as const satisfies readonly ListOrder[]);
 
 /** The opaque `cursor` of the next page: the last listed upload's place in the list's order. */
 export function encodeCursor(position: ListPosition): string {
@@ -35,7 +36,7 @@ export function decodeCursor(cursor: string): ListPosition {
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
-/** `GET /api/uploads` answer: one page, oldest first; `nextCursor` is null on the last page. */
+/** `GET /api/uploads` answer: one page, oldest first (newest first with `order=desc`); `nextCursor` is null on the last page. */
 export interface UploadListPage {
   uploads: UploadStatus[];
   nextCursor: string | null;
@@ -92,8 +93,11 @@ export function restRoutes(hub: UploadHub): Router {
     const rawLimit = queryList(req.query.limit)[0];
     const limit = rawLimit === undefined ? LIST_DEFAULT_LIMIT : listLimit.safeParse(rawLimit).data;
     if (limit === undefined) throw new UploadHubError('ERR_BAD_MESSAGE', `limit must be an integer from 1 to ${LIST_MAX_LIMIT}`);
+    const order = listOrder.safeParse(queryList(req.query.order)[0] ?? 'asc');
+    if (!order.success) throw new UploadHubError('ERR_BAD_MESSAGE', 'order must be asc or desc');
     const cursor = queryList(req.query.cursor)[0];
-    const filter: ListFilter = { limit: limit + 1 };
+    // A cursor is a position, not a direction: the next page needs the same order again.
+    const filter: ListFilter = { limit: limit + 1, order: order.data };
     if (states.data.length > 0) filter.state = states.data;
     if (cursor !== undefined) filter.after = decodeCursor(cursor);
     // One more than the page tells whether a next page exists, without counting them all.
