@@ -1,15 +1,24 @@
 /**
  * Follows uploads without sending bytes: all the principal may see, or a list of ids. The
  * hub's throttle applies, so a watcher gets the same events an uploader does.
+ *
+ * After a reconnect it asks the hub for what it missed (`watch` with `since`, the highest event
+ * id it has accounted for): the hub replays the events after it, so an upload that ended while
+ * the connection was down still delivers its terminal event. Only when the hub's history no
+ * longer reaches back that far does the watcher start over from the snapshot alone.
  */
 import { toHubError, type UploadHubError } from '../shared/errors.js';
-import type { HubEvent, UploadStatus } from '../shared/messages.js';
+import type { HubEvent, UploadStatus, WatchingMessage } from '../shared/messages.js';
 import { Emitter } from './Emitter.js';
 import type { UploadClient } from './UploadClient.js';
 
 export type WatcherEvents = {
-  /** Current state of what is watched, on start and after every reconnect. */
+  /**
+   * Current state of what is watched (active uploads when watching all), on start and after
+   * every reconnect; after a reconnect the events it missed come first.
+   */
   snapshot: (uploads: UploadStatus[]) => void;
+  /** Hub events in hub order, each once, including those replayed after a reconnect. */
   event: (event: HubEvent) => void;
   error: (error: UploadHubError) => void;
 };
@@ -17,10 +26,29 @@ export type WatcherEvents = {
 export class Watcher extends Emitter<WatcherEvents> {
   private stopped = false;
   private readonly ids: ReadonlySet<string> | undefined;
+  /** The highest event id accounted for: emitted, or reflected in a snapshot. Sent as `since` on reconnect. */
+  private lastEventId: number | undefined;
+  /** The latest reply's lastEventId: what its statuses reflect, so an event up to it is stale. */
+  private cut = 0;
+  /**
+   * Events that arrive while no watch is in force on the current connection (before its reply,
+   * or after the connection dropped). The reply decides what they are worth: those it already
+   * reflects are dropped, the rest are emitted after it. Progress of one upload is coalesced.
+   */
+  private held: HubEvent[] | undefined = [];
+  private readonly heldProgress = new Map<string, number>();
+  /** Counts dropped connections, so a failed request can tell a dead connection from a refusal. */
+  private connectionEpoch = 0;
+  private readonly offDisconnected: () => void;
 
   constructor(private readonly client: UploadClient, uploadIds: string[] | undefined) {
     super();
     this.ids = uploadIds === undefined ? undefined : new Set(uploadIds);
+    // Synchronous with the drop: nothing from the next connection is emitted before its watch is answered.
+    this.offDisconnected = client.on('disconnected', () => {
+      this.connectionEpoch++;
+      this.held ??= [];
+    });
   }
 
   /** Resolves with the first snapshot. */
@@ -31,15 +59,24 @@ export class Watcher extends Emitter<WatcherEvents> {
     });
   });
 
-  /** @internal (re)subscribes on the current connection. */
+  /** @internal (re)subscribes on the current connection, resuming after lastEventId. */
   async start(): Promise<void> {
     if (this.stopped) return;
+    this.held ??= [];
+    const since = this.lastEventId;
+    const epoch = this.connectionEpoch;
     try {
       const connection = await this.client.connect();
-      const watching = await connection.request(this.ids === undefined ? { type: 'watch' } : { type: 'watch', uploadIds: [...this.ids] });
-      if (!this.stopped) this.emit('snapshot', watching.uploads);
+      const watching = await connection.request({
+        type: 'watch',
+        ...(this.ids === undefined ? {} : { uploadIds: [...this.ids] }),
+        ...(since === undefined ? {} : { since }),
+      });
+      if (!this.stopped) this.apply(watching);
     } catch (error) {
-      this.emit('error', toHubError(error));
+      // The connection is alive and the hub refused: hold nothing more, go on as events come.
+      if (epoch === this.connectionEpoch) this.release();
+      if (!this.stopped) this.emit('error', toHubError(error));
     }
   }
 
@@ -52,6 +89,9 @@ export class Watcher extends Emitter<WatcherEvents> {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.offDisconnected();
+    this.held = undefined;
+    this.heldProgress.clear();
     this.client.forgetWatcher(this);
     this.removeAllListeners();
   }
@@ -59,12 +99,59 @@ export class Watcher extends Emitter<WatcherEvents> {
   /** @internal */
   onEvent(event: HubEvent): void {
     if (this.stopped || (this.ids && !this.ids.has(event.uploadId))) return;
-    this.emit('event', event);
+    if (this.held) this.hold(event);
+    else this.deliver(event);
   }
 
   /** @internal */
   fail(error: UploadHubError): void {
     this.emit('error', error);
     this.stop();
+  }
+
+  /**
+   * The reply is a consistent cut at its lastEventId: the events it replays come first, then its
+   * statuses, then held events newer than the cut. Events up to the cut, held or still to come
+   * (progress the hub held back), are in the replay or reflected in the statuses already.
+   */
+  private apply(watching: WatchingMessage): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.heldProgress.clear();
+    for (const event of watching.events ?? []) {
+      if (!this.ids || this.ids.has(event.uploadId)) this.deliver(event);
+    }
+    this.cut = Math.max(this.cut, watching.lastEventId);
+    this.lastEventId = Math.max(this.lastEventId ?? 0, watching.lastEventId);
+    this.emit('snapshot', watching.uploads);
+    for (const event of held) this.deliver(event);
+  }
+
+  private release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.heldProgress.clear();
+    for (const event of held) this.deliver(event);
+  }
+
+  private hold(event: HubEvent): void {
+    const held = this.held as HubEvent[];
+    const at = this.heldProgress.get(event.uploadId);
+    // Only the latest progress matters, as long as nothing else of that upload came after it.
+    if (event.type === 'progress' && at !== undefined && held[at]?.uploadId === event.uploadId && held[at]?.type === 'progress') {
+      held[at] = event;
+      return;
+    }
+    if (event.type === 'progress') this.heldProgress.set(event.uploadId, held.length);
+    else this.heldProgress.delete(event.uploadId);
+    held.push(event);
+  }
+
+  private deliver(event: HubEvent): void {
+    // Replayed or reflected in the statuses already (progress held back by the hub's throttle
+    // can arrive after newer events; it is only stale if the cut is past it).
+    if (event.id <= this.cut) return;
+    this.lastEventId = Math.max(this.lastEventId ?? 0, event.id);
+    this.emit('event', event);
   }
 }

@@ -59,8 +59,10 @@ export const hubOptionsSchema = z.object({
   /** SSE `retry:` sent to EventSource clients, in ms. Default 2 s. */
   sseRetryMs: ms.default(2_000),
   /**
-   * An SSE/NDJSON response whose unsent output passes this is closed (its client reconnects
-   * and replays); progress is coalesced long before, so only a reader that stopped reading
+   * Unsent output one watcher may hold on the hub, on every transport. Past a quarter of it
+   * progress is coalesced (and a `watching` reply's pieces wait); past it an SSE/NDJSON response
+   * is closed and a socket gets ERR_SLOW_CONSUMER (close code 4503) and is disconnected. Its
+   * client reconnects and resumes from its last event id; only a reader that stopped reading
    * gets here. In bytes. Default 1 MiB.
    */
   watcherMaxBufferedBytes: positiveInt.default(1 * MiB),

@@ -3,7 +3,7 @@
  * error out. Both sides use it, so "malformed" and "unknown" mean the same thing everywhere.
  */
 import { UploadHubError } from './errors.js';
-import { clientMessage, serverMessage, type ClientMessage, type ServerMessage } from './messages.js';
+import { clientMessage, serverMessage, type ClientMessage, type ServerMessage, type WatchingMessage } from './messages.js';
 import type { z } from 'zod';
 
 const CLIENT_TYPES: ReadonlySet<string> = new Set(clientMessage.options.map((option) => option.shape.type.value));
@@ -78,4 +78,52 @@ export function validateServerMessage(raw: unknown): ServerMessage {
 
 export function parseServerMessage(text: string): ServerMessage {
   return validateServerMessage(parseJson(text, Number.POSITIVE_INFINITY));
+}
+
+/**
+ * Splits a `watching` reply into pieces of at most `maxBytes` UTF-8 bytes each, so that no
+ * snapshot is one message a peer or a send buffer cannot take (a single status or event larger
+ * than that travels alone). Events first, then statuses, each in order; every piece but the
+ * last has `more: true`. joinWatching puts them back together.
+ */
+export function splitWatching(reply: WatchingMessage, maxBytes: number): WatchingMessage[] {
+  const { uploads, events, more: _more, ...head } = reply;
+  const empty = (): WatchingMessage => (events === undefined ? { ...head, uploads: [] } : { ...head, uploads: [], events: [] });
+  // A piece's size: its envelope with empty lists and the flag, plus each item's JSON and a comma.
+  const envelope = utf8ByteLength(JSON.stringify({ ...empty(), more: true }));
+  const pieces: WatchingMessage[] = [];
+  let piece = empty();
+  let size = envelope;
+  let items = 0;
+  const room = (item: unknown): void => {
+    const bytes = utf8ByteLength(JSON.stringify(item)) + 1;
+    if (items > 0 && size + bytes > maxBytes) {
+      pieces.push({ ...piece, more: true });
+      piece = empty();
+      size = envelope;
+      items = 0;
+    }
+    size += bytes;
+    items++;
+  };
+  for (const event of events ?? []) {
+    room(event);
+    piece.events?.push(event);
+  }
+  for (const upload of uploads) {
+    room(upload);
+    piece.uploads.push(upload);
+  }
+  pieces.push(piece);
+  return pieces;
+}
+
+/** One `watching` reply from its pieces, in the order they came (see splitWatching). */
+export function joinWatching(pieces: readonly WatchingMessage[]): WatchingMessage {
+  const last = pieces.at(-1);
+  if (!last) throw new UploadHubError('ERR_BAD_MESSAGE', 'A watching reply needs at least one piece');
+  const { more: _more, ...head } = last;
+  const joined: WatchingMessage = { ...head, uploads: pieces.flatMap((piece) => piece.uploads) };
+  if (pieces.some((piece) => piece.events !== undefined)) joined.events = pieces.flatMap((piece) => piece.events ?? []);
+  return joined;
 }

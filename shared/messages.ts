@@ -136,8 +136,17 @@ export const createMessage = z.object({
 });
 export const resumeMessage = z.object({ type: z.literal('resume'), reqId, uploadId });
 export const cancelMessage = z.object({ type: z.literal('cancel'), reqId: reqId.optional(), uploadId });
-/** Watch every upload the principal may see (no uploadIds), or the listed ones. */
-export const watchMessage = z.object({ type: z.literal('watch'), reqId: reqId.optional(), uploadIds: z.array(uploadId).max(1000).optional() });
+/**
+ * Watch every upload the principal may see (no uploadIds), or the listed ones. `since`: the
+ * highest event id the client has seen (after a reconnect); the reply then carries the events
+ * after it, if the hub still holds them all.
+ */
+export const watchMessage = z.object({
+  type: z.literal('watch'),
+  reqId: reqId.optional(),
+  uploadIds: z.array(uploadId).max(1000).optional(),
+  since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
 export const unwatchMessage = z.object({ type: z.literal('unwatch'), uploadIds: z.array(uploadId).max(1000).optional() });
 export const pingMessage = z.object({ type: z.literal('ping'), t: z.number() });
 
@@ -186,7 +195,23 @@ export const ackMessage = z.object({
   window: z.number().int().min(0),
 });
 export const eventMessage = z.object({ type: z.literal('event'), event: hubEvent });
-export const watchingMessage = z.object({ type: z.literal('watching'), reqId: reqId.optional(), uploads: z.array(uploadStatus) });
+/**
+ * Reply to watch, in one or more pieces (each at most maxMessageBytes where it can be): every
+ * piece but the last has `more: true`; together they hold the statuses and, when `since` was
+ * honoured, the events after it.
+ */
+export const watchingMessage = z.object({
+  type: z.literal('watching'),
+  reqId: reqId.optional(),
+  /** The statuses of what is watched (active uploads when watching all) as of `lastEventId`. */
+  uploads: z.array(uploadStatus),
+  /** The hub's last event id when the statuses were taken: every event it reflects has an id up to this. */
+  lastEventId: z.number().int().min(0),
+  /** Only when `since` was honoured: the events after `since` up to `lastEventId`, oldest first, progress merged to the latest. */
+  events: z.array(hubEvent).optional(),
+  /** More pieces of this reply follow. */
+  more: z.literal(true).optional(),
+});
 export const errorMessage = z.object({
   type: z.literal('error'),
   code: errorCode,

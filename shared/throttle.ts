@@ -9,7 +9,7 @@
  * - while the consumer reports itself blocked (a socket not draining), progress is held, not
  *   queued: a slow consumer gets fewer events, never a growing buffer. `flush()` on drain.
  */
-import { isTerminalState, type HubEvent, type ProgressEvent } from './messages.js';
+import { isTerminalState, type HubEvent, type Phase, type ProgressEvent } from './messages.js';
 
 export interface ThrottleOptions {
   /** Minimum time between two progress events of one upload, in ms. 0 turns time throttling off. Default 100 (10/s). */
@@ -119,4 +119,24 @@ export class EventThrottle {
     state.lastPhase = event.phase;
     this.emit(event);
   }
+}
+
+/**
+ * Events sent in one go (a resumed watcher's missed events) without superseded progress: a
+ * progress event is left out when a later one of the same upload and phase follows with no
+ * other event of that upload in between. Order and every other event are kept.
+ */
+export function coalesceProgress(events: readonly HubEvent[]): HubEvent[] {
+  const kept: HubEvent[] = [];
+  // Walking backwards: the phase of the latest progress of each upload with nothing after it yet.
+  const latest = new Map<string, Phase>();
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i] as HubEvent;
+    if (event.type === 'progress') {
+      if (latest.get(event.uploadId) === event.phase) continue;
+      latest.set(event.uploadId, event.phase);
+    } else latest.delete(event.uploadId);
+    kept.push(event);
+  }
+  return kept.reverse();
 }

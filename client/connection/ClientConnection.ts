@@ -18,7 +18,7 @@ export type RequestMessage =
   | { type: 'create'; name: string; size: number; mimeType?: string; metadata?: Record<string, string>; sha256?: string }
   | { type: 'resume'; uploadId: string }
   | { type: 'cancel'; uploadId: string }
-  | { type: 'watch'; uploadIds?: string[] };
+  | { type: 'watch'; uploadIds?: string[]; since?: number };
 
 export type RequestReply<M extends RequestMessage> = M['type'] extends 'watch' ? WatchingMessage : M['type'] extends 'cancel' ? StatusMessage : AttachedMessage;
 

@@ -2,14 +2,17 @@
  * Bookkeeping both client transports share: requests awaiting a reply by reqId (with a
  * timeout), and chunks awaiting their reply per upload in send order.
  */
+import { joinWatching } from '../../shared/codec.js';
 import { UploadHubError } from '../../shared/errors.js';
-import type { ChunkReply, ServerMessage } from '../../shared/messages.js';
+import type { ChunkReply, ServerMessage, WatchingMessage } from '../../shared/messages.js';
 import type { ConnectionHandlers } from './ClientConnection.js';
 
 interface Waiting {
   resolve(message: ServerMessage): void;
   reject(error: UploadHubError): void;
   timer: ReturnType<typeof setTimeout>;
+  /** Pieces of a `watching` reply received so far (all but the last have `more`). */
+  pieces?: WatchingMessage[];
 }
 
 export class PendingRequests {
@@ -36,11 +39,16 @@ export class PendingRequests {
     const reqId = 'reqId' in message ? message.reqId : undefined;
     const waiting = reqId === undefined ? undefined : this.waiting.get(reqId);
     if (!waiting || reqId === undefined) return false;
+    if (message.type === 'watching' && message.more) {
+      (waiting.pieces ??= []).push(message);
+      waiting.timer.refresh();
+      return true;
+    }
     this.waiting.delete(reqId);
     clearTimeout(waiting.timer);
     if (message.type === 'error') {
       waiting.reject(new UploadHubError(message.code, message.message));
-    } else waiting.resolve(message);
+    } else waiting.resolve(message.type === 'watching' && waiting.pieces ? joinWatching([...waiting.pieces, message]) : message);
     return true;
   }
 

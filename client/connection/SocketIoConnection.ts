@@ -122,9 +122,11 @@ export class SocketIoConnection implements ClientConnection {
       case 'cancel':
         socket.emit('cancel', { uploadId: request.uploadId, reqId });
         break;
-      case 'watch':
-        socket.emit('watch', request.uploadIds === undefined ? { reqId } : { uploadIds: request.uploadIds, reqId });
+      case 'watch': {
+        const { type: _type, ...fields } = request;
+        socket.emit('watch', { ...fields, reqId });
         break;
+      }
     }
     return reply as Promise<RequestReply<M>>;
   }

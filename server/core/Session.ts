@@ -2,19 +2,36 @@
  * One client connection, whatever carries it. A socket transport creates a Session per
  * connection, hands it every decoded message and chunk, and writes what the Session sends to
  * its sink. Hello, authentication, per-connection limits, idle timeouts, reply ordering,
- * subscriptions and their throttle all live here, so every socket transport behaves the same.
+ * subscriptions and their throttle, and the bound on unsent output (Backlog) all live here, so
+ * every socket transport behaves the same.
  */
+import { splitWatching } from '../../shared/codec.js';
 import { UploadHubError, toHubError, type ErrorCode } from '../../shared/errors.js';
-import { isTerminalState, PROTOCOL_VERSION, type ChunkReply, type ClientMessage, type HubEvent, type ServerMessage, type UploadStatus, type WelcomeMessage } from '../../shared/messages.js';
-import { EventThrottle } from '../../shared/throttle.js';
+import {
+  isTerminalState,
+  PROTOCOL_VERSION,
+  type ChunkReply,
+  type ClientMessage,
+  type HubEvent,
+  type ServerMessage,
+  type UploadStatus,
+  type WatchingMessage,
+  type WelcomeMessage,
+} from '../../shared/messages.js';
+import { coalesceProgress, EventThrottle } from '../../shared/throttle.js';
 import type { Principal } from './auth.js';
+import { Backlog } from './Backlog.js';
 import type { Attachment, UploadHub } from './UploadHub.js';
 
 /** What a transport provides to its Session. */
 export interface SessionSink {
   send(message: ServerMessage): void;
-  /** True while the transport holds more outgoing data than it wants; progress is then held back. */
-  congested(): boolean;
+  /**
+   * Bytes written to the connection and not yet sent to the peer (what the transport and its
+   * socket hold in memory). The session holds progress back above a quarter of
+   * watcherMaxBufferedBytes and closes the connection with ERR_SLOW_CONSUMER above all of it.
+   */
+  bufferedBytes(): number;
   /** Ends the connection, telling the peer why (its close code). */
   close(error: UploadHubError): void;
 }
@@ -29,8 +46,12 @@ export interface SessionWatch {
   remove(uploadId: string): void;
   /** Every upload the principal may see, or only the added ones. */
   setAll(all: boolean): void;
+  /** The connection is congested (or drained again): the fan-out holds progress back from it meanwhile. */
+  congested?(congested: boolean): void;
   close(): void;
 }
+
+type WatchMessage = Extract<ClientMessage, { type: 'watch' }>;
 
 /** Errors after which the connection cannot go on. */
 const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_HELLO_REQUIRED', 'ERR_UNAUTHORIZED', 'ERR_UNSUPPORTED_VERSION', 'ERR_BAD_FRAME']);
@@ -41,6 +62,7 @@ export class Session implements Attachment {
   private readonly replyTails = new Map<string, Promise<ChunkReply>>();
   private readonly throttle: EventThrottle;
   private readonly subscription: SessionWatch;
+  private readonly backlog: Backlog<ServerMessage>;
   private helloTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
@@ -51,10 +73,20 @@ export class Session implements Attachment {
    */
   constructor(private readonly hub: UploadHub, private readonly sink: SessionSink, principal?: Principal, watch?: SessionWatch) {
     this.principal = principal;
+    this.backlog = new Backlog<ServerMessage>(hub.options.watcherMaxBufferedBytes, () => sink.bufferedBytes(), {
+      send: (message) => sink.send(message),
+      congestion: (congested) => {
+        this.subscription.congested?.(congested);
+        if (!congested) this.throttle.flush();
+      },
+      // The backlog sends nothing more from here; the close waits a microtask so that the write
+      // that passed the bound is queued first (a transport may measure just before queuing).
+      overflow: (bytes) => queueMicrotask(() => this.fatal(new UploadHubError('ERR_SLOW_CONSUMER', `${bytes} bytes unsent to this connection passed watcherMaxBufferedBytes (${hub.options.watcherMaxBufferedBytes})`))),
+    });
     this.throttle = new EventThrottle(
-      (event) => this.sink.send({ type: 'event', event }),
+      (event) => this.backlog.send({ type: 'event', event }),
       { intervalMs: hub.options.progressIntervalMs, minStepPercent: hub.options.progressMinStepPercent },
-      () => this.sink.congested(),
+      () => this.backlog.congested,
     );
     this.subscription = watch ?? hub.events.subscribe({
       accepts: (event) => this.principal !== undefined && this.hub.canSee(this.principal, event.uploadId),
@@ -69,11 +101,16 @@ export class Session implements Attachment {
     return this.principal !== undefined;
   }
 
-  /** Timers and subscriptions this session holds; zero after close (leak checks). */
-  get resources(): { timers: number; attached: number; throttleTimers: number } {
+  /** Whether the connection is congested: progress is held back and paced replies wait. */
+  get congested(): boolean {
+    return this.backlog.congested;
+  }
+
+  /** Timers, subscriptions and waiting replies this session holds; zero after close (leak checks). */
+  get resources(): { timers: number; attached: number; throttleTimers: number; queuedMessages: number } {
     let timers = this.helloTimer ? 1 : 0;
     for (const timer of this.attached.values()) if (timer) timers++;
-    return { timers, attached: this.attached.size, throttleTimers: this.throttle.pendingTimers };
+    return { timers, attached: this.attached.size, throttleTimers: this.throttle.pendingTimers, queuedMessages: this.backlog.queued };
   }
 
   /** The welcome for this session's principal; sent after hello, or by a transport that authenticated itself. */
@@ -99,30 +136,39 @@ export class Session implements Attachment {
   }
 
   /**
-   * One chunk. Replies come back in the order chunks of an upload arrived, whatever order
-   * their writes finish in, so a client can match replies to chunks first-in first-out.
+   * One chunk; `respond` writes its reply (a message, an acknowledgement). Replies come back in
+   * the order chunks of an upload arrived, whatever order their writes finish in, so a client
+   * can match replies to chunks first-in first-out. Never rejects: a failure is the reply.
    */
-  chunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
+  chunk(uploadId: string, offset: number, data: Uint8Array, respond: (reply: ChunkReply) => void): void {
+    const errorReply = (error: UploadHubError): ChunkReply => ({ type: 'error', code: error.code, message: error.message, uploadId, chunkOffset: offset });
     if (!this.principal) {
       const error = new UploadHubError('ERR_HELLO_REQUIRED');
       this.fatal(error);
-      return Promise.resolve({ type: 'error', code: error.code, message: error.message, uploadId, chunkOffset: offset });
+      respond(errorReply(error));
+      return;
     }
     const timer = this.attached.get(uploadId);
     timer?.refresh();
-    const reply = this.hub.receive(this, this.principal, uploadId, offset, data);
+    const reply = this.hub.receive(this, this.principal, uploadId, offset, data).catch((error: unknown) => errorReply(toHubError(error)));
     const previous = this.replyTails.get(uploadId);
     const ordered = previous ? previous.then(() => reply) : reply;
     this.replyTails.set(uploadId, ordered);
-    void ordered.finally(() => {
+    void ordered.then((answer) => {
       if (this.replyTails.get(uploadId) === ordered) this.replyTails.delete(uploadId);
+      respond(answer);
+      this.backlog.check();
     });
-    return ordered;
   }
 
-  /** The transport drained its outgoing buffer: send held progress. */
+  /** The transport wrote to the connection on its own (a fan-out, an acknowledgement): apply the bound on unsent output. */
+  wrote(): void {
+    this.backlog.check();
+  }
+
+  /** The transport sent some of its output on to the peer: leave congestion once little is left, send what waited. */
   drain(): void {
-    this.throttle.flush();
+    this.backlog.drain();
   }
 
   /** The connection is gone: detach uploads (they stay resumable), drop subscriptions and timers. */
@@ -138,6 +184,7 @@ export class Session implements Attachment {
     this.attached.clear();
     this.subscription.close();
     this.throttle.close();
+    this.backlog.close();
   }
 
   /** Attachment: the hub took an upload from this session. */
@@ -169,30 +216,21 @@ export class Session implements Attachment {
         this.subscription.add(message.uploadId);
         try {
           const upload = await this.hub.cancel(principal, message.uploadId);
-          if (message.reqId !== undefined) this.sink.send({ type: 'status', reqId: message.reqId, upload });
+          if (message.reqId !== undefined) this.backlog.send({ type: 'status', reqId: message.reqId, upload });
         } catch (error) {
           this.unwatch(message.uploadId);
           throw error;
         }
         return;
-      case 'watch': {
-        let uploads: UploadStatus[];
-        if (message.uploadIds === undefined) {
-          this.subscription.setAll(true);
-          uploads = this.hub.list(principal).filter((upload) => !isTerminalState(upload.state));
-        } else {
-          uploads = message.uploadIds.map((id) => this.hub.status(principal, id));
-          for (const upload of uploads) this.subscription.add(upload.id);
-        }
-        this.sink.send(message.reqId === undefined ? { type: 'watching', uploads } : { type: 'watching', reqId: message.reqId, uploads });
+      case 'watch':
+        this.watch(principal, message);
         return;
-      }
       case 'unwatch':
         if (message.uploadIds === undefined) this.subscription.setAll(false);
         else for (const id of message.uploadIds) if (!this.attached.has(id)) this.unwatch(id);
         return;
       case 'ping':
-        this.sink.send({ type: 'pong', t: message.t });
+        this.backlog.send({ type: 'pong', t: message.t });
         return;
     }
   }
@@ -207,7 +245,34 @@ export class Session implements Attachment {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     this.principal = principal;
-    this.sink.send(this.welcome());
+    this.backlog.send(this.welcome());
+  }
+
+  /**
+   * The statuses, the missed events and the subscription are taken in one synchronous step, so
+   * every event is either reflected in the reply (id up to lastEventId) or sent after it. The
+   * reply goes in pieces that wait for the connection to drain; live events may overtake them.
+   */
+  private watch(principal: Principal, message: WatchMessage): void {
+    const ids = message.uploadIds;
+    // Every listed id is checked before anything is followed: one the principal may not see is ERR_NOT_FOUND.
+    const uploads: UploadStatus[] = ids === undefined
+      ? this.hub.list(principal).filter((upload) => !isTerminalState(upload.state))
+      : ids.map((id) => this.hub.status(principal, id));
+    const lastEventId = this.hub.events.lastId;
+    let events: HubEvent[] | undefined;
+    if (message.since !== undefined) {
+      const watched = ids === undefined ? undefined : new Set(ids);
+      // undefined when the history no longer holds every event after `since`: the statuses alone then.
+      const missed = this.hub.events.since(message.since);
+      if (missed) events = coalesceProgress(missed.filter((event) => (watched === undefined || watched.has(event.uploadId)) && this.hub.canSee(principal, event.uploadId)));
+    }
+    if (ids === undefined) this.subscription.setAll(true);
+    else for (const upload of uploads) this.subscription.add(upload.id);
+    const reply: WatchingMessage = { type: 'watching', uploads, lastEventId };
+    if (message.reqId !== undefined) reply.reqId = message.reqId;
+    if (events) reply.events = events;
+    this.backlog.enqueue(splitWatching(reply, Math.min(this.hub.options.maxMessageBytes, this.backlog.pieceBytes)));
   }
 
   private assertRoom(): void {
@@ -229,7 +294,7 @@ export class Session implements Attachment {
       return;
     }
     if (result.window > 0 && !this.attached.has(uploadId)) this.attached.set(uploadId, this.idleTimer(uploadId));
-    this.sink.send({ type: 'attached', reqId, upload: result.upload, offset: result.offset, window: result.window });
+    this.backlog.send({ type: 'attached', reqId, upload: result.upload, offset: result.offset, window: result.window });
   }
 
   private idleTimer(uploadId: string): ReturnType<typeof setTimeout> | undefined {
@@ -239,7 +304,7 @@ export class Session implements Attachment {
       this.attached.delete(uploadId);
       void this.hub.detach(uploadId, this);
       const error = new UploadHubError('ERR_IDLE_TIMEOUT', `No chunk for ${ms} ms; resume to continue`);
-      this.sink.send({ type: 'error', code: error.code, message: error.message, uploadId });
+      this.backlog.send({ type: 'error', code: error.code, message: error.message, uploadId });
     }, ms);
   }
 
@@ -256,11 +321,13 @@ export class Session implements Attachment {
     const message: ServerMessage = { type: 'error', code: error.code, message: error.message, ...ids };
     if (uploadId !== undefined) message.uploadId = uploadId;
     if (FATAL_CODES.has(error.code)) this.fatal(error, message);
-    else this.sink.send(message);
+    else this.backlog.send(message);
   }
 
   private fatal(error: UploadHubError, message?: ServerMessage): void {
     if (this.closed) return;
+    // These two are the last things written, past any bound: nothing else is sent from here on.
+    this.backlog.close();
     this.sink.send(message ?? { type: 'error', code: error.code, message: error.message });
     this.sink.close(error);
     this.close();

@@ -11,9 +11,11 @@
  * an id only if the hub says the principal may see it, all uploads as `owner:<id>`, or as
  * `admin` for admins.
  *
- * A slow socket gets fewer progress events, never a growing buffer: when packets pile up
- * unsent on its connection it joins the `congested` room, which progress skips, until the
- * connection flushes. State, stage and log events and chunk replies always go out.
+ * A slow socket gets fewer progress events, never a growing buffer: the bytes queued unsent on
+ * its connection are measured for its Session, which applies the one bound of every transport
+ * (Backlog). While congested the socket is in the `congested` room, which progress skips; state,
+ * stage and log events and chunk replies always go out, and a socket whose unsent output passes
+ * watcherMaxBufferedBytes gets `error` ERR_SLOW_CONSUMER, `closing`, and a disconnect.
  */
 import { Server, type Socket } from 'socket.io';
 import { UploadHubError, toHubError } from '../../shared/errors.js';
@@ -50,9 +52,6 @@ export const ROOMS = {
   congested: 'congested',
 } as const;
 
-/** Packets queued unsent on one connection above which it counts as congested (progress skips it). */
-const CONGESTED_PACKETS = 64;
-
 /** Sees every upload's owner, to route its events; never given to a connection. */
 
 export interface SocketIoTransport extends Transport {
@@ -61,7 +60,7 @@ export interface SocketIoTransport extends Transport {
   resources(): { sessions: number; rooms: number; subscriptions: number; trackedUploads: number; throttleTimers: number; sessionTimers: number };
 }
 
-export function socketIoTransport({ hub, server }: TransportContext): SocketIoTransport {
+export function socketIoTransport({ hub, server, logger }: TransportContext): SocketIoTransport {
   const io: HubIoServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
     maxHttpBufferSize: derivedLimits(hub.options).socketIoMaxBuffer,
     // The raw WebSocket transport answers upgrades to /ws on the same server.
@@ -87,9 +86,9 @@ export function socketIoTransport({ hub, server }: TransportContext): SocketIoTr
 
   io.on('connection', (socket) => {
     const principal = socket.data.principal;
-    const session: Session = new Session(hub, sessionSink(socket), principal, roomWatch(socket, hub, principal));
+    const output = meterOutput(socket, () => session);
+    const session: Session = new Session(hub, sessionSink(socket, output.bytes, logger), principal, roomWatch(socket, hub, principal));
     sessions.add(session);
-    const congestion = trackCongestion(socket);
 
     socket.onAny((event: string) => {
       if (event !== CHUNK_EVENT && !isClientEventName(event)) {
@@ -118,10 +117,10 @@ export function socketIoTransport({ hub, server }: TransportContext): SocketIoTr
         session.reject(toHubError(error, 'ERR_BAD_FRAME'));
         return;
       }
-      void session.chunk(frame.uploadId, frame.offset, frame.data).then((reply) => (ack as (reply: unknown) => void)(reply));
+      session.chunk(frame.uploadId, frame.offset, frame.data, ack as (reply: unknown) => void);
     });
     socket.on('disconnect', () => {
-      congestion.stop();
+      output.stop();
       session.close();
       sessions.delete(session);
     });
@@ -174,12 +173,12 @@ function connectError(error: UploadHubError): Error & { data: ConnectErrorData }
   return Object.assign(new Error(error.message), { data: { code: error.code } });
 }
 
-function sessionSink(socket: HubSocket) {
+function sessionSink(socket: HubSocket, bufferedBytes: () => number, logger: TransportContext['logger']) {
   return {
     send: (message: ServerMessage) => emitMessage(socket, message),
-    // The session's own throttle is replaced by the room fan-out, which handles congestion itself.
-    congested: () => socket.rooms.has(ROOMS.congested),
+    bufferedBytes,
     close(error: UploadHubError) {
+      logger.debug({ code: error.code }, 'disconnecting socket.io socket');
       socket.emit('closing', { code: error.code, message: error.message });
       socket.disconnect(true);
     },
@@ -196,32 +195,66 @@ function roomWatch(socket: HubSocket, hub: UploadHub, principal: Principal): Ses
     },
     remove: (uploadId) => void socket.leave(ROOMS.upload(uploadId)),
     setAll: (all) => void (all ? socket.join(allRoom) : socket.leave(allRoom)),
+    congested: (congested) => void (congested ? socket.join(ROOMS.congested) : socket.leave(ROOMS.congested)),
     close: () => undefined,
   };
 }
 
+type EngineTransport = HubSocket['conn']['transport'];
+
 /**
- * Counts packets queued on the connection since its last flush; above CONGESTED_PACKETS the
- * socket joins the `congested` room until the connection flushes again.
+ * Bytes queued unsent on one Engine.IO connection: packets not yet handed to its transport
+ * (all of them while the transport is not writable: a WebSocket whose peer stopped reading, a
+ * poll not yet made), plus what the transport's WebSocket still holds. The session hears of
+ * every packet (`wrote`: fan-out emits and acknowledgements bypass it) and of every flush and
+ * drain (`drain`).
  */
-function trackCongestion(socket: HubSocket): { stop(): void } {
+function meterOutput(socket: HubSocket, session: () => Session): { bytes(): number; stop(): void } {
   const conn = socket.conn;
   let queued = 0;
-  const onPacket = () => {
-    if (++queued === CONGESTED_PACKETS) void socket.join(ROOMS.congested);
+  let transport: EngineTransport = conn.transport;
+  // packetCreate comes just before the packet is queued; the session closes a slow consumer a
+  // microtask later, so its `error` and `closing` still follow the packet that passed the bound.
+  const onPacket = (packet: { data?: unknown }) => {
+    queued += packetBytes(packet.data);
+    session().wrote();
   };
-  const onFlush = () => {
-    if (queued >= CONGESTED_PACKETS) void socket.leave(ROOMS.congested);
-    queued = 0;
+  // 'flush' comes as the queue is handed to the transport, 'drain' right after that; the
+  // transport's own 'drain' once its WebSocket has written everything out.
+  const onFlush = () => void (queued = 0);
+  const onDrain = () => session().drain();
+  const onUpgrade = (next: EngineTransport) => {
+    transport.off('drain', onDrain);
+    transport = next;
+    transport.on('drain', onDrain);
   };
   conn.on('packetCreate', onPacket);
   conn.on('flush', onFlush);
+  conn.on('drain', onDrain);
+  conn.on('upgrade', onUpgrade);
+  transport.on('drain', onDrain);
   return {
+    bytes: () => queued + webSocketBuffered(transport),
     stop() {
       conn.off('packetCreate', onPacket);
       conn.off('flush', onFlush);
+      conn.off('drain', onDrain);
+      conn.off('upgrade', onUpgrade);
+      transport.off('drain', onDrain);
     },
   };
+}
+
+function packetBytes(data: unknown): number {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
+}
+
+/** Engine.IO's websocket transport keeps its `ws` socket as `socket`; polling has none (its output is a response already sent). */
+function webSocketBuffered(transport: EngineTransport): number {
+  const ws = (transport as unknown as { socket?: { bufferedAmount?: unknown } }).socket;
+  return typeof ws?.bufferedAmount === 'number' ? ws.bufferedAmount : 0;
 }
 
 /**

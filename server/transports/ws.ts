@@ -1,6 +1,7 @@
 /**
  * Raw WebSocket at `/ws`: JSON text frames for control messages, the binary chunk frame of
- * shared/frame.ts for bytes. A translator only: decode, hand to the Session, encode.
+ * shared/frame.ts for bytes. A translator only: decode, hand to the Session, encode. What the
+ * socket holds unsent (`bufferedAmount`) is the Session's to bound.
  */
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { UploadHubError, toHubError } from '../../shared/errors.js';
@@ -12,10 +13,6 @@ import { Session } from '../core/Session.js';
 import type { Transport, TransportContext } from './Transport.js';
 
 export const WS_PATH = '/ws';
-/** Outgoing bytes above which the connection counts as congested (progress is held back). */
-const CONGESTED_BYTES = 1024 * 1024;
-/** Below this, a congested connection counts as drained again. */
-const DRAINED_BYTES = 256 * 1024;
 
 function toBytes(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -34,23 +31,17 @@ export function webSocketTransport({ hub, server, logger }: TransportContext): T
   server.on('upgrade', onUpgrade);
 
   wss.on('connection', (ws: WebSocket) => {
-    let congested = false;
-    const afterSend = () => {
-      if (congested && ws.bufferedAmount <= DRAINED_BYTES) {
-        congested = false;
-        session.drain();
-      }
+    ws.on('error', (error) => logger.debug({ err: error }, 'websocket error'));
+    // Called once a message has left for the kernel: what is still held may now be little.
+    const afterSend = () => session.drain();
+    const send = (message: ServerMessage) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message), afterSend);
     };
     const session = new Session(hub, {
-      send(message: ServerMessage) {
-        if (ws.readyState !== ws.OPEN) return;
-        ws.send(JSON.stringify(message), afterSend);
-      },
-      congested() {
-        congested ||= ws.bufferedAmount > CONGESTED_BYTES;
-        return congested;
-      },
+      send,
+      bufferedBytes: () => ws.bufferedAmount,
       close(error: UploadHubError) {
+        logger.debug({ code: error.code }, 'closing websocket');
         // The reason is the code alone: short, and machine-readable by the client.
         ws.close(error.closeCode, error.code);
       },
@@ -83,11 +74,8 @@ export function webSocketTransport({ hub, server, logger }: TransportContext): T
         session.reject(toHubError(error, 'ERR_BAD_FRAME'));
         return;
       }
-      void session.chunk(frame.uploadId, frame.offset, frame.data).then((reply) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply), afterSend);
-      });
+      session.chunk(frame.uploadId, frame.offset, frame.data, send);
     });
-    ws.on('error', (error) => logger.debug({ err: error }, 'websocket error'));
     ws.on('close', () => {
       clearInterval(heartbeat);
       session.close();

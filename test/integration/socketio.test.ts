@@ -172,18 +172,30 @@ describe('watching over Socket.IO', () => {
     await fastWatcher.ready;
     if (!slowSocket) throw new Error('no server socket');
 
-    // The connection stops draining (as when the peer does not read): packets pile up unsent.
+    // The connection stops draining (as when the peer does not read): packets pile up unsent
+    // until a quarter of watcherMaxBufferedBytes (1 MiB) is queued.
     const transport = slowSocket.conn.transport as { writable: boolean; emit(event: 'ready'): void };
     transport.writable = false;
-    for (let t = 0; t < 64; t++) slowSocket.emit('pong', { t });
+    const filler = { code: 'ERR_INTERNAL' as const, message: 'x'.repeat(4096) };
+    for (let i = 0; i < 256 && !slowSocket.rooms.has('congested'); i++) slowSocket.emit('error', filler);
     expect(slowSocket.rooms.has('congested')).toBe(true);
 
     const upload = startClient({ url: hub.url, transport: 'ws' }).upload(randomBytes(8 * MiB), { name: 'busy.bin', chunkSize: 256 * 1024 });
     const { id } = await upload.done;
     await fast.next((e) => e.type === 'completed' && e.uploadId === id);
-    // It drains: held packets go out and it leaves the room.
+    // It drains: held packets go out and it leaves the room once its WebSocket has written them.
+    const left = new Promise<void>((resolve) => {
+      const adapter = io.of('/').adapter;
+      const onLeave = (room: string, socketId: string) => {
+        if (room !== 'congested' || socketId !== slowSocket.id) return;
+        adapter.off('leave-room', onLeave);
+        resolve();
+      };
+      adapter.on('leave-room', onLeave);
+    });
     transport.writable = true;
     transport.emit('ready');
+    await left;
     expect(slowSocket.rooms.has('congested')).toBe(false);
     await slow.next((e) => e.type === 'completed' && e.uploadId === id);
     expect(slow.events.filter((e) => e.uploadId === id).map((e) => e.type)).toEqual(['created', 'uploading', 'uploaded', 'completed']);
