@@ -70,3 +70,17 @@ export function describeProgress(view: ProgressView): string {
 export function isFinished(state: ProgressView['state']): boolean {
   return state === 'completed' || state === 'failed' || state === 'cancelled' || state === 'expired' || state === 'gone';
 }
+
+/** 320 -> "320 ms", 4200 -> "4.2 s", 75000 -> "1 min 15 s"; undefined -> "—". For how long something took. */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatEta(ms / 1000);
+}
+
+/** Bytes per second in MiB/s with one decimal, whatever the size ("0.0 MiB/s" when still), for totals that keep one unit. */
+export function formatMebibytesPerSecond(bytesPerSecond: number): string {
+  const value = Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? bytesPerSecond / (1024 * 1024) : 0;
+  return `${value.toFixed(1)} MiB/s`;
+}

@@ -212,6 +212,11 @@ export function remainingSeconds(view: UploadView, now: number): number | null {
   return left > 0 ? left : null;
 }
 
+/** The upload speed a page shows now, bytes/s: 0 unless bytes are moving (as for a sum over uploads). */
+export function liveRate(view: UploadView): number {
+  return !isDone(view) && !view.cancelling && !isWaiting(view) && receiving(view) && view.phase === 'upload' ? view.bytesPerSecond : 0;
+}
+
 /** Whether the view changes with time alone (its ETA counts down). */
 export function isCountingDown(view: UploadView, now: number): boolean {
   return remainingSeconds(view, now) !== null;
@@ -262,7 +267,7 @@ export function present(view: UploadView, now: number, waitingText: string): Pre
     phase: view.state === 'completed' ? 'done' : done ? view.state : view.phase,
     stage,
     queue: !done && view.state === 'queued' && view.queuePosition !== undefined ? `#${view.queuePosition}` : '—',
-    rate: !done && !view.cancelling && !waiting && receiving(view) && view.phase === 'upload' ? formatRate(view.bytesPerSecond) : '—',
+    rate: formatRate(liveRate(view)),
     eta: formatEta(remainingSeconds(view, now)),
     percent: view.percent,
     percentText: formatPercent(view.percent),
