@@ -2,7 +2,7 @@
 export { createHubServer, TRANSPORTS, type HubServer, type HubServerInit } from './app.js';
 export { UploadHub, type UploadHubInit, type Attachment, type ListFilter } from './core/UploadHub.js';
 export { Session, type SessionSink } from './core/Session.js';
-export { ANONYMOUS, mayAccess, type Authenticate, type Principal } from './core/auth.js';
+export { ANONYMOUS, ROLES, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type Principal, type Role } from './core/auth.js';
 export { EventBus, Subscription } from './core/EventBus.js';
 export { resolveOptions, derivedLimits, type HubOptions, type HubOptionsInput } from './config.js';
 export { DiskStore } from './store/DiskStore.js';

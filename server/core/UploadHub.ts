@@ -30,7 +30,7 @@ import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
 import { Pipeline } from '../processing/Pipeline.js';
 import { ProcessingQueue, type ProcessingHost } from '../processing/ProcessingQueue.js';
 import type { Stage, StageUpload } from '../processing/Stage.js';
-import { ANONYMOUS, mayAccess, type Authenticate, type Principal } from './auth.js';
+import { ANONYMOUS, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type Principal } from './auth.js';
 import { EventBus } from './EventBus.js';
 import { LogLimiter } from './LogLimiter.js';
 import { Upload } from './Upload.js';
@@ -226,6 +226,7 @@ export class UploadHub {
 
   async create(principal: Principal, input: CreateInput): Promise<UploadStatus> {
     this.assertOpen();
+    if (!mayCreate(principal)) throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not create uploads`);
     if (input.size > this.options.maxFileSize) {
       throw new UploadHubError('ERR_FILE_TOO_LARGE', `File of ${input.size} bytes exceeds maxFileSize ${this.options.maxFileSize}`);
     }
@@ -271,7 +272,7 @@ export class UploadHub {
     const matching: Live[] = [];
     for (const live of this.uploads.values()) {
       const { record } = live.upload;
-      if (!mayAccess(principal, record.owner)) continue;
+      if (!maySee(principal, record.owner)) continue;
       if (states && !states.has(record.state)) continue;
       if (after && direction * compareListPosition(record, after) <= 0) continue;
       matching.push(live);
@@ -289,7 +290,7 @@ export class UploadHub {
   /** Whether `principal` may see this upload's events. */
   canSee(principal: Principal, uploadId: string): boolean {
     const live = this.uploads.get(uploadId);
-    return live !== undefined && mayAccess(principal, live.upload.record.owner);
+    return live !== undefined && maySee(principal, live.upload.record.owner);
   }
 
   /**
@@ -344,7 +345,7 @@ export class UploadHub {
     };
     // An upload the writer's principal may not see is answered exactly as an unknown one: no
     // state, no offset, nothing to tell that the id exists.
-    if (!live || !mayAccess(principal, live.upload.record.owner)) return fail('ERR_NOT_FOUND', `No upload ${id}`);
+    if (!live || !maySee(principal, live.upload.record.owner)) return fail('ERR_NOT_FOUND', `No upload ${id}`);
     const { upload } = live;
     if (data.byteLength > this.options.maxChunkSize) {
       return fail('ERR_CHUNK_TOO_LARGE', `Chunk of ${data.byteLength} bytes exceeds maxChunkSize ${this.options.maxChunkSize}`, upload.committed);
@@ -465,15 +466,19 @@ export class UploadHub {
   private visible(principal: Principal, id: string): Live {
     const live = this.uploads.get(id);
     // An upload the principal may not see is reported as missing: ids are not to be probed.
-    if (!live || !mayAccess(principal, live.upload.record.owner)) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
+    if (!live || !maySee(principal, live.upload.record.owner)) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
     return live;
   }
 
-  /** Like visible(), but a visible upload of another principal is ERR_FORBIDDEN (the caller knows the id). */
+  /**
+   * An upload the principal may write (resume, cancel). One it may not even see is missing, as
+   * in visible(); one it sees but may not write (a watcher's) is ERR_FORBIDDEN.
+   */
   private owned(principal: Principal, id: string): Live {
-    const live = this.uploads.get(id);
-    if (!live) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
-    if (!mayAccess(principal, live.upload.record.owner)) throw new UploadHubError('ERR_FORBIDDEN', `Upload ${id} belongs to another principal`);
+    const live = this.visible(principal, id);
+    if (!mayWrite(principal, live.upload.record.owner)) {
+      throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not change upload ${id}`);
+    }
     return live;
   }
 

@@ -5,11 +5,11 @@
  *
  * Watching goes through rooms instead of a subscription per socket: the transport holds one
  * subscription to the hub's stream and one throttle pass per upload, and emits each event
- * that passes once to the rooms `upload:<id>`, `owner:<owner>` and `admin` (Socket.IO
+ * that passes once to the rooms `upload:<id>`, `owner:<owner>` and `all` (Socket.IO
  * de-duplicates sockets across rooms). A watcher costs nothing per chunk, and the packet is
- * encoded once however many watch. Which rooms a socket joins follows mayAccess (auth.ts):
+ * encoded once however many watch. Which rooms a socket joins follows maySee (auth.ts):
  * an id only if the hub says the principal may see it, all uploads as `owner:<id>`, or as
- * `admin` for admins.
+ * `all` for principals who see every upload (watchers and admins).
  *
  * A slow socket gets fewer progress events, never a growing buffer: the bytes queued unsent on
  * its connection are measured for its Session, which applies the one bound of every transport
@@ -36,7 +36,7 @@ import {
 } from '../../shared/socketio.js';
 import { EventThrottle } from '../../shared/throttle.js';
 import { derivedLimits } from '../config.js';
-import type { Principal } from '../core/auth.js';
+import { seesAll, type Principal } from '../core/auth.js';
 import { Session, type SessionWatch } from '../core/Session.js';
 import type { UploadHub } from '../core/UploadHub.js';
 import type { Transport, TransportContext } from './Transport.js';
@@ -48,7 +48,7 @@ type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerE
 export const ROOMS = {
   upload: (uploadId: string) => `upload:${uploadId}`,
   owner: (principalId: string) => `owner:${principalId}`,
-  admin: 'admin',
+  all: 'all',
   congested: 'congested',
 } as const;
 
@@ -187,7 +187,7 @@ function sessionSink(socket: HubSocket, bufferedBytes: () => number, logger: Tra
 
 /** What a Session follows becomes room membership; leaving happens on its own at disconnect. */
 function roomWatch(socket: HubSocket, hub: UploadHub, principal: Principal): SessionWatch {
-  const allRoom = principal.admin === true ? ROOMS.admin : ROOMS.owner(principal.id);
+  const allRoom = seesAll(principal) ? ROOMS.all : ROOMS.owner(principal.id);
   return {
     add(uploadId) {
       // The session may add an id before the hub has checked access (cancel, resume): join only what may be seen.
@@ -294,7 +294,7 @@ class RoomFanOut {
   private emit(event: HubEvent): void {
     const uploadRoom = ROOMS.upload(event.uploadId);
     const owner = this.ownerOf(event.uploadId);
-    const targets = owner === undefined ? [uploadRoom, ROOMS.admin] : [uploadRoom, ROOMS.owner(owner), ROOMS.admin];
+    const targets = owner === undefined ? [uploadRoom, ROOMS.all] : [uploadRoom, ROOMS.owner(owner), ROOMS.all];
     const rooms = this.io.of('/').adapter.rooms;
     if (targets.some((room) => rooms.has(room))) {
       // Local: with several hub processes, each one's stream carries every event already.

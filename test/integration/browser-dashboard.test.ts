@@ -321,7 +321,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('dashboard (Chromium)', () => {
 
   it('cancel: a refused cancel (403) shows the hub\'s error and changes nothing; an allowed one cancels on the hub', async () => {
     const held = heldStage('verify');
-    const viewer: Principal = { id: 'viewer', admin: true };
+    const viewer: Principal = { id: 'viewer', role: 'admin' };
     let refused = 0;
     const hub = await startHub({
       pipeline: [held.stage],
@@ -338,8 +338,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('dashboard (Chromium)', () => {
     const id = (await row.getAttribute('data-upload-id')) as string;
     const cancel = page.getByRole('button', { name: 'Cancel upload of contested.bin' });
 
-    // The viewer loses its right to alice's uploads: the hub answers 403.
-    viewer.admin = false;
+    // The viewer becomes a watcher: it still sees alice's uploads but may not cancel them (403).
+    viewer.role = 'watcher';
     page.on('response', (response) => {
       if (response.request().method() === 'DELETE' && response.status() === 403) refused++;
     });
@@ -351,7 +351,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('dashboard (Chromium)', () => {
     expect(await page.locator('#announcer').textContent()).toContain('ERR_FORBIDDEN');
     expect(hub.hub.status({ id: 'alice' }, id).state).toBe('processing');
 
-    viewer.admin = true;
+    viewer.role = 'admin';
     await cancel.click();
     await page.locator('tr.upload-row[data-state="cancelled"]').waitFor();
     await held.aborted;

@@ -120,13 +120,13 @@ describe('REST routes', () => {
       expect(refused.status).toBe(401);
       expect((await json<{ error: { code: string } }>(refused)).error.code).toBe('ERR_UNAUTHORIZED');
     }
-    // Another principal's upload is reported missing to status, forbidden to cancel.
+    // Another uploader's upload is reported missing, to status and to cancel alike: its id is not confirmed.
     const hidden = await fetch(`${hub.url}/api/uploads/${created.id}`, { headers: { authorization: 'Bearer bob' } });
     expect(hidden.status).toBe(404);
     expect((await json<{ error: { code: string } }>(hidden)).error.code).toBe('ERR_NOT_FOUND');
     const forbidden = await fetch(`${hub.url}/api/uploads/${created.id}`, { method: 'DELETE', headers: { authorization: 'Bearer bob' } });
-    expect(forbidden.status).toBe(403);
-    expect((await json<{ error: { code: string } }>(forbidden)).error.code).toBe('ERR_FORBIDDEN');
+    expect(forbidden.status).toBe(404);
+    expect((await json<{ error: { code: string } }>(forbidden)).error.code).toBe('ERR_NOT_FOUND');
     expect(hub.hub.status(principals.alice as { id: string }, created.id).state).toBe('created');
   });
 

@@ -198,8 +198,9 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const alice = await openConnection(transport, hub.url, 'alice');
     const { upload } = await alice.connection.request({ type: 'create', name: 'mine.bin', size: 1000 });
     const bob = await openConnection(transport, hub.url, 'bob');
-    await expect(bob.connection.request({ type: 'resume', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_FORBIDDEN' });
-    await expect(bob.connection.request({ type: 'cancel', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_FORBIDDEN' });
+    // Another uploader's upload is missing to bob: its id is not confirmed.
+    await expect(bob.connection.request({ type: 'resume', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    await expect(bob.connection.request({ type: 'cancel', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await expect(bob.connection.request({ type: 'watch', uploadIds: [upload.id] })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     expect(hub.hub.status({ id: 'alice' }, upload.id).state).toBe('created');
     expect(asAck(await alice.connection.sendChunk(upload.id, 0, Buffer.alloc(1000)))).toMatchObject({ offset: 1000 });
