@@ -8,7 +8,7 @@
  * const upload = client.upload(file, { onProgress: (p) => (bar.value = p.percent) });
  * const { sha256, result } = await upload.done;
  */
-import { UploadHubError, toHubError, type ErrorCode } from '../shared/errors.js';
+import { UploadHubError, toHubError } from '../shared/errors.js';
 import { isTerminalState, type ErrorMessage, type HubEvent, type JsonValue, type LogLevel, type Phase, type UploadStatus } from '../shared/messages.js';
 import { Emitter } from './Emitter.js';
 import type { ClientConnection, ConnectionFactory } from './connection/ClientConnection.js';
@@ -25,13 +25,16 @@ export interface UploadClientOptions {
   transport?: TransportName;
   /** Sent in hello (ws) or the handshake (Socket.IO) to the hub's authenticate hook. */
   token?: string;
-  /** Reconnect attempts after a dropped connection before uploads fail with ERR_CONNECTION_LOST. Default 10. 0 never. */
+  /**
+   * Attempts to (re)connect, after a dropped connection or a first one that never opened, before
+   * uploads fail with ERR_CONNECTION_LOST. Default 10. 0 never.
+   */
   maxReconnectAttempts?: number;
   /** First reconnect delay, doubled each attempt with jitter, in ms. Default 100. */
   reconnectDelayMs?: number;
   /** Cap of the reconnect delay, in ms. Default 5000. */
   maxReconnectDelayMs?: number;
-  /** How long a request (create, resume, watch) may wait for its reply, in ms. Default 30000. */
+  /** How long opening a connection, or a request (create, resume, watch), may wait for its reply, in ms. Default 30000. */
   requestTimeoutMs?: number;
 }
 
@@ -117,6 +120,15 @@ export const portableResolver: SourceResolver = async (source) => portableSource
 
 const DEFAULTS = { transport: 'ws', maxReconnectAttempts: 10, reconnectDelayMs: 100, maxReconnectDelayMs: 5000, requestTimeoutMs: 30_000 } as const;
 
+/**
+ * Whether connecting again may help. A refused token or protocol version will be refused again;
+ * anything else (nothing listening, a name that does not resolve, a server that is not the hub,
+ * a hub shutting down, no answer in time) may be gone on the next attempt.
+ */
+export function isRetryable(error: UploadHubError): boolean {
+  return error.code !== 'ERR_UNAUTHORIZED' && error.code !== 'ERR_UNSUPPORTED_VERSION';
+}
+
 type ClientEvents = {
   /** The connection dropped; reconnecting (attempt numbers follow in `reconnecting`). */
   disconnected: (reason: UploadHubError) => void;
@@ -194,7 +206,11 @@ export class UploadClient extends Emitter<ClientEvents> {
   // ------------------------------------------------------------------------------------------
   // For UploadTask and Watcher
 
-  /** The open connection, opening one if needed (one attempt; reconnects are the client's job). */
+  /**
+   * The open connection, opening one if needed. One attempt: when it fails and may succeed
+   * later (isRetryable), the client's reconnect loop takes over and resumes every upload and
+   * watcher when it connects, or fails them all once it gives up.
+   */
   connect(): Promise<ClientConnection> {
     if (this.connection) return Promise.resolve(this.connection);
     if (this.closed) return Promise.reject(new UploadHubError('ERR_CONNECTION_LOST', 'Client closed'));
@@ -205,6 +221,16 @@ export class UploadClient extends Emitter<ClientEvents> {
   /** @internal */
   forgetWatcher(watcher: Watcher): void {
     this.watchers.delete(watcher);
+  }
+
+  /**
+   * @internal A connection that stopped answering (a request timed out) is treated as dropped:
+   * closed, and the reconnect loop resumes everything on a new one.
+   */
+  abandon(connection: ClientConnection, reason: UploadHubError): void {
+    if (this.connection !== connection) return;
+    connection.close();
+    this.onClosed(connection, reason);
   }
 
   /** @internal Routes a hub event to the tasks and watchers it concerns. */
@@ -218,6 +244,17 @@ export class UploadClient extends Emitter<ClientEvents> {
   }
 
   private async openConnection(): Promise<ClientConnection> {
+    try {
+      return await this.openOnce();
+    } catch (error) {
+      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
+      // A first connection that never opened gets the same backoff as a dropped one.
+      if (!this.closed && isRetryable(hubError) && (this.tasks.size > 0 || this.watchers.size > 0)) void this.reconnect(hubError);
+      throw hubError;
+    }
+  }
+
+  private async openOnce(): Promise<ClientConnection> {
     const factory = this.platform.connections[this.options.transport] as ConnectionFactory;
     const connection = factory({
       url: this.options.url,
@@ -266,12 +303,12 @@ export class UploadClient extends Emitter<ClientEvents> {
           return;
         } catch (error) {
           lastError = toHubError(error, 'ERR_CONNECTION_LOST');
-          // A refused token will be refused again: no point retrying.
-          if (lastError.code === 'ERR_UNAUTHORIZED' || lastError.code === 'ERR_UNSUPPORTED_VERSION') break;
+          if (!isRetryable(lastError)) break;
         }
       }
-      const code: ErrorCode = lastError.code === 'ERR_UNAUTHORIZED' ? 'ERR_UNAUTHORIZED' : 'ERR_CONNECTION_LOST';
-      const error = new UploadHubError(code, `Gave up reconnecting after ${this.options.maxReconnectAttempts} attempts: ${lastError.message}`, { cause: lastError });
+      const error = isRetryable(lastError)
+        ? new UploadHubError('ERR_CONNECTION_LOST', `Gave up after ${attempts(this.options.maxReconnectAttempts)} to reach ${this.options.url}: ${lastError.message}`, { cause: lastError })
+        : lastError;
       for (const task of [...this.tasks]) task.fail(error);
       for (const watcher of [...this.watchers]) watcher.fail(error);
     } finally {
@@ -282,6 +319,10 @@ export class UploadClient extends Emitter<ClientEvents> {
   private assertOpen(): void {
     if (this.closed) throw new UploadHubError('ERR_CONNECTION_LOST', 'Client closed');
   }
+}
+
+function attempts(count: number): string {
+  return count === 1 ? '1 attempt' : `${count} attempts`;
 }
 
 /** Maps a terminal status to what `done` settles with. */

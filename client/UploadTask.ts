@@ -3,12 +3,14 @@
  * rewinds on gaps, resumes from the committed offset after a reconnect, and turns the hub's
  * events into progress and the `done` promise.
  */
-import { UploadHubError } from '../shared/errors.js';
+import { UploadHubError, toHubError } from '../shared/errors.js';
+import { MIN_CHUNK_BYTES } from '../shared/frame.js';
 import type { ChunkReply, ErrorMessage, HubEvent } from '../shared/messages.js';
 import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
 import type { ChunkSource } from './sources.js';
 import {
+  isRetryable,
   settleFromStatus,
   type UploadClient,
   type UploadEvents,
@@ -38,6 +40,8 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   /** Bumped on every rewind and reconnect; replies to chunks of an older epoch change nothing. */
   private epoch = 0;
   private pumping = false;
+  /** The connection a create or resume is under way on. */
+  private attachingOn: ClientConnection | undefined;
   private readonly chunkSize: number | undefined;
 
   constructor(private readonly client: UploadClient, private readonly options: UploadOptions) {
@@ -59,11 +63,17 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     this.source = source;
     this.progress = { ...this.progress, total: source.size };
     if (this.finished) return void this.closeSource();
+    let connection: ClientConnection;
     try {
-      await this.attach(await this.client.connect());
+      connection = await this.client.connect();
     } catch (error) {
-      this.onAttachFailure(error);
+      // A connection that may open later is the client's reconnect loop's: it resumes this
+      // upload when it connects, or fails it when it gives up.
+      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
+      if (!isRetryable(hubError)) this.fail(hubError);
+      return;
     }
+    await this.attachOn(connection);
   }
 
   async cancel(): Promise<void> {
@@ -86,12 +96,9 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
 
   /** After a reconnect: continue from the hub's committed offset. */
   async resume(connection: ClientConnection): Promise<void> {
-    if (this.finished || !this.source) return;
-    try {
-      await this.attach(connection);
-    } catch (error) {
-      this.onAttachFailure(error);
-    }
+    // Started on this very connection already (it opened while the reconnect loop waited on it).
+    if (this.connection === connection || this.attachingOn === connection) return;
+    await this.attachOn(connection);
   }
 
   fail(error: UploadHubError): void {
@@ -154,10 +161,23 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   /** An error about this upload outside any request (e.g. the hub detached it after idling). */
   onUploadError(message: ErrorMessage): void {
     if (this.finished) return;
-    if (message.code === 'ERR_IDLE_TIMEOUT' && this.connection) void this.resume(this.connection);
+    if (message.code === 'ERR_IDLE_TIMEOUT' && this.connection) void this.attachOn(this.connection);
   }
 
   // ------------------------------------------------------------------------------------------
+
+  /** Creates or resumes the upload on `connection`; one attach per connection at a time, so a create is never sent twice. */
+  private async attachOn(connection: ClientConnection): Promise<void> {
+    if (this.finished || !this.source || this.attachingOn === connection) return;
+    this.attachingOn = connection;
+    try {
+      await this.attach(connection);
+    } catch (error) {
+      this.onAttachFailure(connection, error);
+    } finally {
+      if (this.attachingOn === connection) this.attachingOn = undefined;
+    }
+  }
 
   private async attach(connection: ClientConnection): Promise<void> {
     const source = this.source as ChunkSource;
@@ -197,24 +217,35 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     return fields;
   }
 
-  private onAttachFailure(error: unknown): void {
+  private onAttachFailure(connection: ClientConnection, error: unknown): void {
     const hubError = error instanceof UploadHubError ? error : new UploadHubError('ERR_SOURCE', String(error));
-    // A lost connection is the reconnect loop's business; anything else ends the upload.
-    if (hubError.code !== 'ERR_CONNECTION_LOST' && hubError.code !== 'ERR_TIMEOUT') this.fail(hubError);
+    // A lost connection is the reconnect loop's business, and so is one that stopped
+    // answering; anything else ends the upload.
+    if (hubError.code === 'ERR_TIMEOUT') this.client.abandon(connection, hubError);
+    else if (hubError.code !== 'ERR_CONNECTION_LOST') this.fail(hubError);
   }
 
-  /** Sends while the window allows; each reply calls back in. */
+  /**
+   * Sends while the window allows and the socket's send buffer is nearly empty; each reply
+   * calls back in. Nothing more is sent once a cancel is asked for.
+   */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       const source = this.source as ChunkSource;
       const preferred = this.chunkSize ?? this.client.hubChunkSize;
-      while (!this.finished && this.connection && this.sent < source.size) {
-        // Two chunks fit in any window, so a small window still keeps the pipe busy.
-        const length = Math.min(preferred, Math.max(1, Math.ceil(this.window / 2)), source.size - this.sent);
-        if (this.sent + length > this.acked + this.window) break;
+      while (!this.finished && !this.cancelRequested && this.connection && this.sent < source.size) {
+        let length = this.nextChunk(preferred, source);
+        if (length === 0) break;
         const connection = this.connection;
+        // At most one chunk waits in the socket while the next is read: a cancel sent now
+        // queues behind that little, not behind the whole window.
+        await connection.drained(length);
+        if (this.finished || this.cancelRequested || this.connection !== connection) break;
+        // A reply may have moved the window or rewound while this waited.
+        length = this.nextChunk(preferred, source);
+        if (length === 0) break;
         const epoch = this.epoch;
         const offset = this.sent;
         let data: Uint8Array;
@@ -267,6 +298,13 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     }
   }
 
+  private nextChunk(preferred: number, source: ChunkSource): number {
+    // Chunks never straddle a multiple of the preferred size, however the window cuts them:
+    // a source that stalls at such a multiple still gets everything before it sent.
+    const toBoundary = preferred - (this.sent % preferred);
+    return chunkLength(preferred, this.window, this.acked + this.window - this.sent, Math.min(source.size - this.sent, toBoundary));
+  }
+
   private rewind(offset: number): void {
     this.epoch++;
     this.sent = offset;
@@ -289,4 +327,17 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   private async closeSource(): Promise<void> {
     await this.source?.close?.().catch(() => undefined);
   }
+}
+
+/**
+ * The next chunk's length, or 0 when nothing may be sent now. Chunks shrink with the window
+ * so that two fit in it (one in flight while the next is sent), but not below MIN_CHUNK_BYTES
+ * unless the window itself is smaller. What is left of the window (`room`) is sent as a
+ * shorter chunk rather than left idle, so the whole window is in use.
+ */
+export function chunkLength(preferred: number, window: number, room: number, remaining: number): number {
+  const fitsTwice = Math.max(Math.ceil(window / 2), Math.min(MIN_CHUNK_BYTES, window), 1);
+  const wanted = Math.min(preferred, fitsTwice, remaining);
+  if (wanted <= room) return wanted;
+  return room >= Math.min(MIN_CHUNK_BYTES, wanted) ? room : 0;
 }

@@ -32,8 +32,10 @@ export const hubOptionsSchema = z.object({
   uploadWindow: positiveInt.default(8 * MiB),
   /** Bytes all uploads together may have in flight; windows shrink to share it. Default 64 MiB. */
   maxBufferedBytes: positiveInt.default(64 * MiB),
-  /** The smallest window granted however many uploads share maxBufferedBytes. Default 256 KiB. */
+  /** The least share of maxBufferedBytes an attached upload gets however many share it (a slow upload's own window may be smaller). Default 256 KiB. */
   minWindow: positiveInt.default(256 * KiB),
+  /** An upload's first window, before its rate is measured; it grows as acks come back. Default 64 KiB. */
+  initialWindow: positiveInt.default(64 * KiB),
   /** Uploads one connection may have attached at once. Default 16. */
   maxUploadsPerConnection: positiveInt.default(16),
   /** Largest JSON control message, in bytes. Default 64 KiB. */

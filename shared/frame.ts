@@ -19,6 +19,12 @@ export const FRAME_KIND_CHUNK = 0x01;
 export const MAX_UPLOAD_ID_LENGTH = 64;
 /** The largest header a chunk frame can have; transports add it to maxChunkSize for their payload limits. */
 export const MAX_FRAME_HEADER_BYTES = 2 + MAX_UPLOAD_ID_LENGTH + 8;
+/**
+ * The smallest chunk a client sends while its window allows a bigger one: chunks shrink with
+ * the window (two fit in it) down to this, and the hub's windows hold at least two of them
+ * unless its limits (uploadWindow, a share of maxBufferedBytes) are smaller.
+ */
+export const MIN_CHUNK_BYTES = 16 * 1024;
 
 export interface ChunkFrame {
   uploadId: string;

@@ -2,7 +2,7 @@
  * One socket to the hub, as the UploadClient sees it. Each transport (raw WebSocket,
  * Socket.IO) implements it; UploadClient holds all logic above it, so both behave the same.
  */
-import type { UploadHubError } from '../../shared/errors.js';
+import { UploadHubError } from '../../shared/errors.js';
 import type {
   AttachedMessage,
   ChunkReply,
@@ -39,6 +39,12 @@ export interface ClientConnection {
   ping(): Promise<number>;
   /** Resolves with the hub's reply to this chunk; rejects only when the connection is lost. */
   sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply>;
+  /**
+   * Resolves once the socket's send buffer holds at most `bytes` (at once if it does already),
+   * or when the connection ends. What is buffered goes out before any later message, a
+   * `cancel` too, so chunks are added only while little is waiting.
+   */
+  drained(bytes: number): Promise<void>;
   /** Closes for good; `closed` is not called. */
   close(): void;
 }
@@ -53,3 +59,20 @@ export interface ConnectionOptions {
 }
 
 export type ConnectionFactory = (options: ConnectionOptions) => ClientConnection;
+
+/**
+ * The hub's base URL, parsed. One that is not http(s) (or ws(s)) is refused like a connection
+ * that did not open: ERR_CONNECTION_LOST, saying why.
+ */
+export function hubBaseUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${JSON.stringify(url)} is not a URL (give http://host:port)`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) {
+    throw new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${JSON.stringify(url)} is not an http(s) URL (give http://host:port)`);
+  }
+  return parsed;
+}

@@ -16,8 +16,9 @@ import {
   type ServerToClientEvents,
   type SocketIoAuth,
 } from '../../shared/socketio.js';
-import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
+import { hubBaseUrl, type ClientConnection, type ConnectionOptions, type RequestMessage, type RequestReply } from './ClientConnection.js';
 import { PendingPings, PendingRequests, routeMessage } from './Pending.js';
+import { SendBuffer } from './SendBuffer.js';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -41,6 +42,7 @@ export class SocketIoConnection implements ClientConnection {
   /** What the hub said in `closing` before disconnecting. */
   private closeReason: UploadHubError | undefined;
   private ended = false;
+  private readonly sendBuffer = new SendBuffer(() => (this.socket ? bufferedBytes(this.socket) : 0));
 
   constructor(private readonly options: ConnectionOptions, private readonly ioOptions: SocketIoConnectionOptions = {}) {
     this.requests = new PendingRequests(options.requestTimeoutMs);
@@ -48,7 +50,13 @@ export class SocketIoConnection implements ClientConnection {
 
   open(): Promise<WelcomeMessage> {
     return new Promise<WelcomeMessage>((resolve, reject) => {
-      const base = new URL(this.options.url);
+      let base: URL;
+      try {
+        base = hubBaseUrl(this.options.url);
+      } catch (error) {
+        reject(error);
+        return;
+      }
       const auth: SocketIoAuth = this.options.token === undefined ? { version: PROTOCOL_VERSION } : { version: PROTOCOL_VERSION, token: this.options.token };
       const socket: ClientSocket = io(base.origin, {
         path: `${base.pathname.replace(/\/$/, '')}${this.ioOptions.path ?? '/socket.io/'}`,
@@ -62,9 +70,16 @@ export class SocketIoConnection implements ClientConnection {
       this.socket = socket;
       let welcomed = false;
       let settled = false;
+      // Socket.IO's `timeout` covers connecting; a server that connects and never welcomes
+      // (a Socket.IO server that is not the hub) is bounded here.
+      const openTimer = setTimeout(() => {
+        end(new UploadHubError('ERR_CONNECTION_LOST', `No welcome from ${this.options.url} within ${this.options.requestTimeoutMs} ms`));
+      }, this.options.requestTimeoutMs);
       const end = (reason: UploadHubError) => {
         if (settled) return;
         settled = true;
+        clearTimeout(openTimer);
+        this.sendBuffer.close();
         this.requests.rejectAll(reason);
         for (const rejectChunk of [...this.chunks]) rejectChunk(reason);
         this.chunks.clear();
@@ -87,6 +102,7 @@ export class SocketIoConnection implements ClientConnection {
           if (welcomed) this.receive(message);
           else if (message.type === 'welcome') {
             welcomed = true;
+            clearTimeout(openTimer);
             resolve(message);
           }
         });
@@ -96,7 +112,7 @@ export class SocketIoConnection implements ClientConnection {
       });
       socket.on('connect_error', (error: Error & { data?: unknown }) => {
         const code = (error.data as { code?: unknown } | undefined)?.code;
-        end(isErrorCode(code) ? new UploadHubError(code, error.message) : new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${error.message}`));
+        end(isErrorCode(code) ? new UploadHubError(code, error.message) : new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${describeConnectError(error)}`));
       });
       socket.on('disconnect', (reason) => {
         end(this.closeReason ?? new UploadHubError('ERR_CONNECTION_LOST', `Connection closed (${reason})`));
@@ -170,12 +186,46 @@ export class SocketIoConnection implements ClientConnection {
     });
   }
 
+  drained(bytes: number): Promise<void> {
+    return this.sendBuffer.drained(bytes);
+  }
+
   close(): void {
     this.ended = true;
+    this.sendBuffer.close();
     this.socket?.disconnect();
   }
 
   private receive(message: ServerMessage): void {
     routeMessage(message, { requests: this.requests, pings: this.pings }, this.options.handlers);
   }
+}
+
+/** What went wrong under Socket.IO's "websocket error" / "xhr poll error": the socket's own error, when it says. */
+function describeConnectError(error: Error & { description?: unknown }): string {
+  const description = error.description as { message?: unknown; error?: { message?: unknown } } | undefined;
+  const inner = description?.error?.message ?? description?.message;
+  return typeof inner === 'string' && inner && inner !== error.message ? `${error.message} (${inner})` : error.message;
+}
+
+/**
+ * Bytes the Socket.IO connection holds unsent: packets Engine.IO keeps while its transport is
+ * busy (HTTP long-polling), and what its WebSocket has not written yet. Engine.IO hands every
+ * packet to the WebSocket at once and exposes no count of its own, so the WebSocket's
+ * bufferedAmount is read where the transport keeps it; without one, only the packets count.
+ */
+function bufferedBytes(socket: ClientSocket): number {
+  const engine = socket.io.engine as (typeof socket.io.engine | undefined);
+  if (!engine) return 0;
+  let bytes = 0;
+  for (const packet of engine.writeBuffer) bytes += byteLength(packet.data);
+  const webSocket = (engine.transport as unknown as { ws?: { bufferedAmount?: unknown } | null } | undefined)?.ws;
+  if (typeof webSocket?.bufferedAmount === 'number') bytes += webSocket.bufferedAmount;
+  return bytes;
+}
+
+function byteLength(data: unknown): number {
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
 }

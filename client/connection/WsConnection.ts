@@ -6,18 +6,22 @@ import { UploadHubError, isErrorCode } from '../../shared/errors.js';
 import { parseServerMessage } from '../../shared/codec.js';
 import { chunkHeaderLength, encodeChunkFrame, writeChunkHeader } from '../../shared/frame.js';
 import { PROTOCOL_VERSION, type ChunkReply, type ServerMessage, type WelcomeMessage } from '../../shared/messages.js';
-import type { ClientConnection, ConnectionOptions, RequestMessage, RequestReply } from './ClientConnection.js';
+import { hubBaseUrl, type ClientConnection, type ConnectionOptions, type RequestMessage, type RequestReply } from './ClientConnection.js';
 import { PendingChunks, PendingPings, PendingRequests, routeMessage } from './Pending.js';
+import { SendBuffer } from './SendBuffer.js';
 
 /** The part of the WebSocket API the client uses; browsers' WebSocket and `ws` both fit. */
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
+  /** Bytes queued by send() and not yet written to the network. */
+  readonly bufferedAmount: number;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
   onerror: ((event: unknown) => void) | null;
-  send(data: string | Uint8Array): void;
+  /** `ws` calls `written` once the data is handed to the network; a browser's WebSocket ignores it. */
+  send(data: string | Uint8Array, written?: (error?: Error) => void): void;
   close(code?: number, reason?: string): void;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
@@ -26,8 +30,8 @@ const OPEN = 1;
 
 /** ws://host:port/ws from http://host:port. */
 export function webSocketUrl(base: string): string {
-  const url = new URL(base);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const url = hubBaseUrl(base);
+  url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
   url.pathname = `${url.pathname.replace(/\/$/, '')}/ws`;
   return url.toString();
 }
@@ -39,6 +43,8 @@ export class WsConnection implements ClientConnection {
   private readonly pings = new PendingPings();
   private ended = false;
   private frame: Uint8Array | undefined;
+  private readonly sendBuffer = new SendBuffer(() => this.socket?.bufferedAmount ?? 0);
+  private readonly written = () => this.sendBuffer.check();
 
   /**
    * @param reuseFrames  the socket copies what send() is given before send() returns (`ws`
@@ -51,11 +57,25 @@ export class WsConnection implements ClientConnection {
 
   open(): Promise<WelcomeMessage> {
     return new Promise<WelcomeMessage>((resolve, reject) => {
-      const socket = new this.WebSocketClass(webSocketUrl(this.options.url));
+      let socket: WebSocketLike;
+      try {
+        socket = new this.WebSocketClass(webSocketUrl(this.options.url));
+      } catch (error) {
+        // A URL no WebSocket can open: reported like any connection that did not open.
+        reject(error instanceof UploadHubError ? error : new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
       this.socket = socket;
       socket.binaryType = 'arraybuffer';
       let welcomed = false;
       let failure: UploadHubError | undefined;
+      // A server that takes the connection and never welcomes it (not the hub, a stuck proxy)
+      // must not hold the client forever.
+      const openTimer = setTimeout(() => {
+        failure = new UploadHubError('ERR_CONNECTION_LOST', `No welcome from ${this.options.url} within ${this.options.requestTimeoutMs} ms`);
+        reject(failure);
+        socket.close();
+      }, this.options.requestTimeoutMs);
       socket.onopen = () => {
         const hello = this.options.token === undefined
           ? { type: 'hello', version: PROTOCOL_VERSION }
@@ -73,14 +93,24 @@ export class WsConnection implements ClientConnection {
         if (!welcomed) {
           if (message.type === 'welcome') {
             welcomed = true;
+            clearTimeout(openTimer);
             resolve(message);
           } else if (message.type === 'error') failure = new UploadHubError(message.code, message.message);
           return;
         }
         this.receive(message);
       };
-      socket.onerror = () => {};
+      socket.onerror = (event) => {
+        // `ws` says what went wrong (ECONNREFUSED, ENOTFOUND, "Unexpected server response: 404");
+        // a browser's error event says nothing.
+        const message = (event as { message?: unknown } | null)?.message;
+        if (!welcomed && !failure && typeof message === 'string' && message) {
+          failure = new UploadHubError('ERR_CONNECTION_LOST', `Could not connect: ${message}`);
+        }
+      };
       socket.onclose = (event) => {
+        clearTimeout(openTimer);
+        this.sendBuffer.close();
         const reason = failure ?? closeError(event.code, event.reason);
         this.requests.rejectAll(reason);
         this.chunks.rejectAll(reason);
@@ -122,13 +152,18 @@ export class WsConnection implements ClientConnection {
       if (!this.frame || this.frame.byteLength < length) this.frame = new Uint8Array(length);
       const frame = this.frame.subarray(0, length);
       frame.set(data, writeChunkHeader(frame, uploadId, offset));
-      this.socket.send(frame);
-    } else this.socket.send(encodeChunkFrame(uploadId, offset, data));
+      this.socket.send(frame, this.written);
+    } else this.socket.send(encodeChunkFrame(uploadId, offset, data), this.written);
     return reply;
+  }
+
+  drained(bytes: number): Promise<void> {
+    return this.sendBuffer.drained(bytes);
   }
 
   close(): void {
     this.ended = true;
+    this.sendBuffer.close();
     this.socket?.close(1000, 'client closed');
   }
 

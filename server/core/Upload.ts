@@ -11,6 +11,7 @@ import type { ChunkStatus } from '../../shared/messages.js';
 import { UploadHubError } from '../../shared/errors.js';
 import type { ByteWriter, UploadRecord, UploadStore } from '../store/UploadStore.js';
 import { storageError } from '../store/storageError.js';
+import type { UploadCredit } from './FlowControl.js';
 
 export type ChunkOutcome =
   | { status: ChunkStatus; committed: Promise<void> }
@@ -26,8 +27,7 @@ export class Upload {
   committed: number;
   received: number;
   limit: number;
-  /** The attachment currently allowed to write (a connection, a multipart request). */
-  owner: object | undefined;
+  private writerOf: object | undefined;
   private writer: ByteWriter | undefined;
   private opening: Promise<ByteWriter> | undefined;
   private hash: Hash | undefined;
@@ -46,10 +46,22 @@ export class Upload {
     private readonly onCommit: (upload: Upload) => void,
     /** Called once when a write fails: the store could not take the bytes (disk full, I/O error). */
     private readonly onWriteError: (upload: Upload, error: unknown) => void = () => undefined,
+    /** This upload's window (FlowControl.ts); counted against the shared budget while it has an owner. */
+    readonly credit: UploadCredit,
   ) {
     this.committed = committed;
     this.received = committed;
     this.limit = committed;
+  }
+
+  /** The attachment currently allowed to write (a connection, a multipart request). */
+  get owner(): object | undefined {
+    return this.writerOf;
+  }
+
+  set owner(owner: object | undefined) {
+    this.writerOf = owner;
+    this.credit.setAttached(owner !== undefined);
   }
 
   get id(): string {

@@ -34,6 +34,7 @@ import { ANONYMOUS, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type
 import { EventBus } from './EventBus.js';
 import { LogLimiter } from './LogLimiter.js';
 import { Upload } from './Upload.js';
+import { FlowControl } from './FlowControl.js';
 import { RecordSaver, type StorageHealth } from './RecordSaver.js';
 import { storageError } from '../store/storageError.js';
 import type { Logger } from 'pino';
@@ -113,6 +114,8 @@ export class UploadHub {
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly saver: RecordSaver;
+  /** Windows from each upload's measured rate, sharing maxBufferedBytes among attached uploads. */
+  private readonly flow: FlowControl;
   private started = false;
   private closing = false;
 
@@ -122,6 +125,7 @@ export class UploadHub {
     this.authenticateHook = init.authenticate;
     this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
     this.events = new EventBus(this.options.eventHistorySize);
+    this.flow = new FlowControl(this.options);
     const logger = init.logger;
     this.saver = new RecordSaver(this.store, {
       onFailure: (error, uploadId, attempt) => logger?.error({ uploadId, code: error.code, attempt, err: error.message }, 'saving the upload record failed; retrying'),
@@ -318,7 +322,7 @@ export class UploadHub {
     await upload.open();
     if (upload.owner !== attachment) throw new UploadHubError('ERR_UPLOAD_STATE', 'The upload was taken over or ended while resuming');
     upload.record.updatedAt = Date.now();
-    const window = this.windowSize();
+    const window = upload.credit.restart(upload.committed, Date.now());
     upload.limit = upload.committed;
     upload.grant(window);
     return { upload: this.statusOf(live), offset: upload.committed, window };
@@ -369,7 +373,7 @@ export class UploadHub {
       const hubError = toHubError(error);
       return fail(hubError.code, hubError.message, upload.committed);
     }
-    const window = upload.owner === attachment ? this.windowSize() : 0;
+    const window = upload.owner === attachment ? upload.credit.ack(offset + data.byteLength, upload.committed, Date.now()) : 0;
     upload.grant(window);
     return { type: 'ack', uploadId: id, chunkOffset: offset, status: outcome.status, offset: upload.committed, window };
   }
@@ -489,7 +493,7 @@ export class UploadHub {
       // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
       live.writeFailure = this.fail(live, storageError(error, 'Writing the upload'));
       this.background(live.writeFailure);
-    });
+    }, this.flow.credit());
     const live: Live = {
       upload,
       plan,
@@ -506,13 +510,6 @@ export class UploadHub {
     };
     this.uploads.set(record.id, live);
     return live;
-  }
-
-  private windowSize(): number {
-    let attached = 0;
-    for (const live of this.uploads.values()) if (live.upload.owner) attached++;
-    const share = Math.floor(this.options.maxBufferedBytes / Math.max(1, attached));
-    return Math.min(this.options.uploadWindow, Math.max(this.options.minWindow, share));
   }
 
   private onCommit(live: Live): void {

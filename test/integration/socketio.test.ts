@@ -221,7 +221,8 @@ describe('Socket.IO handshake and wire format', () => {
   });
 
   it('speaks the typed protocol: create, chunks as binary attachments acknowledged with the committed offset', async () => {
-    const hub = await startHub({ authenticate });
+    // The crafted chunks below are 1 MiB from the first: a first window that holds them.
+    const hub = await startHub({ authenticate, options: { initialWindow: 8 * MiB } });
     const received: Array<string | Buffer> = [];
     transportOf(hub).io.on('connection', (socket: ServerSocket) => socket.conn.on('packet', (packet: { data?: string | Buffer }) => {
       if (packet.data !== undefined) received.push(packet.data);

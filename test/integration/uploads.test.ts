@@ -132,7 +132,8 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
   });
 
   it('acknowledges duplicates without writing, takes the new part of an overlap, answers gaps with the committed offset', async () => {
-    const hub = await startHub();
+    // The crafted chunks below are 1 MiB from the first: a first window that holds them.
+    const hub = await startHub({ options: { initialWindow: 8 * MiB } });
     const raw = await openConnection(transport, hub.url);
     const bytes = randomBytes(4 * MiB);
     const attached = await raw.connection.request({ type: 'create', name: 'crafted.bin', size: bytes.byteLength });
@@ -150,7 +151,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
   });
 
   it('refuses oversized chunks, chunks past the declared size and chunks past the window with codes', async () => {
-    const hub = await startHub({ options: { maxChunkSize: 512 * 1024, chunkSize: 64 * 1024, uploadWindow: 256 * 1024, minWindow: 64 * 1024 } });
+    const hub = await startHub({ options: { maxChunkSize: 512 * 1024, chunkSize: 64 * 1024, uploadWindow: 256 * 1024, minWindow: 64 * 1024, initialWindow: 256 * 1024 } });
     const raw = await openConnection(transport, hub.url);
     const bytes = randomBytes(1 * MiB);
     const { upload, window } = await raw.connection.request({ type: 'create', name: 'limits.bin', size: bytes.byteLength });
