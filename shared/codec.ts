@@ -12,9 +12,17 @@ const SERVER_TYPES: ReadonlySet<string> = new Set(serverMessage.options.map((opt
 function validateWith<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>, raw: unknown): T {
   const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
   if (typeof type !== 'string' || !knownTypes.has(type)) {
-    throw new UploadHubError('ERR_UNKNOWN_MESSAGE', `Unknown message type ${JSON.stringify(type ?? null)}`);
+    // Only a string is echoed: any other value may be nested too deep for JSON.stringify.
+    const shown = typeof type === 'string' ? JSON.stringify(type) : type === undefined || type === null ? 'null' : `of type ${Array.isArray(type) ? 'array' : typeof type}`;
+    throw new UploadHubError('ERR_UNKNOWN_MESSAGE', `Unknown message type ${shown}`);
   }
-  const result = schema.safeParse(raw);
+  let result: ReturnType<typeof schema.safeParse>;
+  try {
+    result = schema.safeParse(raw);
+  } catch (error) {
+    // A recursive schema (a result's JSON) walks the value on the stack: nesting can overflow it.
+    throw new UploadHubError('ERR_BAD_MESSAGE', `Invalid ${type} message: nested too deeply`, { cause: error });
+  }
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';

@@ -108,6 +108,13 @@ export function messageOf(type: string, payload: unknown): Record<string, unknow
  */
 export function parseClientEvent(type: ClientEventName, payload: unknown, maxBytes: number): ClientMessage {
   const message = messageOf(type, payload);
-  assertMessageSize(JSON.stringify(message), maxBytes);
+  let text: string;
+  try {
+    text = JSON.stringify(message);
+  } catch (error) {
+    // Nesting too deep to serialize (a stack overflow): no client message is shaped like that.
+    throw new UploadHubError('ERR_BAD_MESSAGE', `Invalid ${type} message: nested too deeply`, { cause: error });
+  }
+  assertMessageSize(text, maxBytes);
   return validateClientMessage(message);
 }
