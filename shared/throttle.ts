@@ -2,7 +2,9 @@
  * The one throttle every subscriber uses (socket, Socket.IO room, SSE, NDJSON), per upload:
  *
  * - progress at most once per `intervalMs` and only in steps of at least `minStepPercent`;
- * - held progress is coalesced to the latest and sent when the interval has passed;
+ * - held progress is coalesced to the latest and sent when the interval has passed; progress
+ *   held for a step under `minStepPercent` is still sent once nothing newer came for
+ *   `SETTLE_MS`, so a stalled upload's bar shows where it really stopped;
  * - always the first progress, the 100% one, and the first of a new phase;
  * - every non-progress event (state, stage, log) passes at once, after any held progress, so
  *   order is kept and a terminal event is never dropped;
@@ -20,12 +22,19 @@ export interface ThrottleOptions {
 
 export const DEFAULT_THROTTLE: Readonly<ThrottleOptions> = Object.freeze({ intervalMs: 100, minStepPercent: 1 });
 
+/** Progress held for its small step is sent after this long without newer progress, in ms. */
+export const SETTLE_MS = 1_000;
+
 interface UploadThrottleState {
   lastAt: number;
   lastPercent: number;
   lastPhase: ProgressEvent['phase'] | undefined;
   pending: ProgressEvent | undefined;
+  /** When `pending` was last replaced. */
+  pendingAt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The armed timer is the settle timer (sends held small-step progress), not the interval's. */
+  settling: boolean;
 }
 
 export class EventThrottle {
@@ -55,7 +64,7 @@ export class EventThrottle {
     }
     let state = this.states.get(event.uploadId);
     if (!state) {
-      state = { lastAt: 0, lastPercent: 0, lastPhase: undefined, pending: undefined, timer: undefined };
+      state = { lastAt: 0, lastPercent: 0, lastPhase: undefined, pending: undefined, pendingAt: 0, timer: undefined, settling: false };
       this.states.set(event.uploadId, state);
       this.send(state, event);
       return;
@@ -65,10 +74,24 @@ export class EventThrottle {
       return;
     }
     state.pending = event;
-    if (this.isBlocked() || event.percent - state.lastPercent < this.options.minStepPercent) return;
+    state.pendingAt = this.now();
+    if (this.isBlocked()) return;
+    if (event.percent - state.lastPercent < this.options.minStepPercent) {
+      // Too small a step to send now; if nothing newer comes (the upload stalled), the latest
+      // is sent once things settle. One timer, re-armed when it fires early, not per event.
+      if (!state.timer) {
+        state.settling = true;
+        state.timer = setTimeout(() => this.onSettle(state), this.settleMs);
+      }
+      return;
+    }
     const wait = state.lastAt + this.options.intervalMs - this.now();
     if (wait <= 0) this.send(state, event);
-    else state.timer ??= setTimeout(() => this.onTimer(state), wait);
+    else if (!state.timer || state.settling) {
+      if (state.timer) clearTimeout(state.timer);
+      state.settling = false;
+      state.timer = setTimeout(() => this.onTimer(state), wait);
+    }
   }
 
   /** Sends held progress now; call when a blocked consumer drains. */
@@ -108,11 +131,28 @@ export class EventThrottle {
     this.send(state, state.pending);
   }
 
+  private get settleMs(): number {
+    return Math.max(this.options.intervalMs, SETTLE_MS);
+  }
+
+  private onSettle(state: UploadThrottleState): void {
+    state.timer = undefined;
+    state.settling = false;
+    if (this.closed || !state.pending || this.isBlocked()) return;
+    const quietFor = this.now() - state.pendingAt;
+    if (quietFor >= this.settleMs) this.send(state, state.pending);
+    else {
+      state.settling = true;
+      state.timer = setTimeout(() => this.onSettle(state), this.settleMs - quietFor);
+    }
+  }
+
   private send(state: UploadThrottleState, event: ProgressEvent): void {
     if (state.timer) {
       clearTimeout(state.timer);
       state.timer = undefined;
     }
+    state.settling = false;
     state.pending = undefined;
     state.lastAt = this.now();
     state.lastPercent = event.percent;

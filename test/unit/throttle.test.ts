@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HubEvent, ProgressEvent } from '../../shared/messages.js';
-import { EventThrottle } from '../../shared/throttle.js';
+import { EventThrottle, SETTLE_MS } from '../../shared/throttle.js';
 
 let nextId = 1;
 function progress(percent: number, uploadId = 'upload-aaaa', phase: ProgressEvent['phase'] = 'upload'): ProgressEvent {
@@ -42,6 +42,24 @@ describe('EventThrottle', () => {
     vi.advanceTimersByTime(500);
     throttle.push(progress(100));
     expect(out.map((e) => (e as ProgressEvent).percent)).toEqual([10, 100]);
+  });
+
+  it('sends progress held for its small step once nothing newer came for SETTLE_MS (a stalled upload shows where it stopped)', () => {
+    throttle.push(progress(10));
+    throttle.push(progress(10.5));
+    vi.advanceTimersByTime(SETTLE_MS - 1);
+    expect(out.map((e) => (e as ProgressEvent).percent)).toEqual([10]);
+    throttle.push(progress(10.7));
+    vi.advanceTimersByTime(SETTLE_MS - 1);
+    expect(out.map((e) => (e as ProgressEvent).percent)).toEqual([10]);
+    vi.advanceTimersByTime(1);
+    expect(out.map((e) => (e as ProgressEvent).percent)).toEqual([10, 10.7]);
+    expect(throttle.pendingTimers).toBe(0);
+    // A big enough step still goes at the interval, not at the settle time.
+    throttle.push(progress(10.8));
+    vi.advanceTimersByTime(100);
+    throttle.push(progress(20));
+    expect(out.map((e) => (e as ProgressEvent).percent)).toEqual([10, 10.7, 20]);
   });
 
   it('sends the first progress of a new phase at once', () => {
