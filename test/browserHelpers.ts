@@ -84,11 +84,15 @@ export interface PageProxy {
   /** Forwards new connections to another port (a restarted hub). */
   retarget(port: number): void;
   close(): Promise<void>;
+  /** Bytes the page sent toward the hub (every connection, headers and frames included) since the start or resetCount(). */
+  readonly bytesToHub: number;
+  resetCount(): void;
 }
 
 export async function startPageProxy(targetPort: number): Promise<PageProxy> {
   let target = targetPort;
   let refusing = false;
+  let bytesToHub = 0;
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -104,6 +108,7 @@ export async function startPageProxy(targetPort: number): Promise<PageProxy> {
     }
     const outgoing = connect(target, '127.0.0.1');
     track(outgoing);
+    incoming.on('data', (chunk: Buffer) => (bytesToHub += chunk.byteLength));
     incoming.pipe(outgoing);
     outgoing.pipe(incoming);
     incoming.once('close', () => outgoing.destroy());
@@ -132,6 +137,12 @@ export async function startPageProxy(targetPort: number): Promise<PageProxy> {
       refusing = true;
       dropAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    get bytesToHub() {
+      return bytesToHub;
+    },
+    resetCount() {
+      bytesToHub = 0;
     },
   };
 }

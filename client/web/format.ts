@@ -2,7 +2,7 @@
  * Formatting shared by the upload page and the dashboard: sizes, rates, ETAs and the one-line
  * description of where an upload is. Pure functions (no DOM), unit-tested in test/unit.
  */
-import type { Phase, UploadState } from '../../shared/messages.js';
+import type { JsonValue, Phase, UploadState } from '../../shared/messages.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 
@@ -83,4 +83,34 @@ export function formatDuration(ms: number | undefined): string {
 export function formatMebibytesPerSecond(bytesPerSecond: number): string {
   const value = Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? bytesPerSecond / (1024 * 1024) : 0;
   return `${value.toFixed(1)} MiB/s`;
+}
+
+/** How much of a result the summary shows; the whole JSON stays one click away. */
+const SUMMARY_LINES = 6;
+const SUMMARY_FIELDS = 4;
+const SUMMARY_TEXT = 40;
+
+/** One value in a few characters: long strings and hashes are cut, nested values counted. */
+function summarizeValue(value: JsonValue): string {
+  if (value === null) return '—';
+  if (typeof value === 'string') return value.length > SUMMARY_TEXT ? `${value.slice(0, /^[0-9a-f]+$/i.test(value) ? 12 : SUMMARY_TEXT - 1)}…` : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return value.length === 1 ? '1 item' : `${value.length} items`;
+  const keys = Object.keys(value);
+  const shown = keys.slice(0, SUMMARY_FIELDS).map((key) => `${key} ${summarizeValue(value[key] as JsonValue)}`);
+  return keys.length > SUMMARY_FIELDS ? `${shown.join(', ')}, +${keys.length - SUMMARY_FIELDS} more` : shown.join(', ') || 'empty';
+}
+
+/**
+ * A processing result in a few short lines, one per stage (the result is keyed by stage name):
+ * { verify: { bytes: 12, sha256: '9f86d0…' } } -> ["verify: bytes 12, sha256 9f86d081884c…"].
+ * Nothing for no result.
+ */
+export function summarizeResult(result: JsonValue | undefined): string[] {
+  if (result === undefined) return [];
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return [summarizeValue(result)];
+  const keys = Object.keys(result);
+  const lines = keys.slice(0, SUMMARY_LINES).map((key) => `${key}: ${summarizeValue(result[key] as JsonValue)}`);
+  if (keys.length > SUMMARY_LINES) lines.push(`+${keys.length - SUMMARY_LINES} more`);
+  return lines;
 }

@@ -11,7 +11,7 @@
  * badge.textContent = shown.badge;
  */
 import type { HubEvent, Phase, TerminalState, UploadState, UploadStatus } from '../../shared/messages.js';
-import { describeProgress, formatEta, formatPercent, formatRate, isFinished } from './format.js';
+import { describeProgress, formatBytes, formatEta, formatPercent, formatRate, isFinished } from './format.js';
 
 /** An upload's state as a page knows it: `starting` before the hub named it, `gone` once the hub no longer knows it. */
 export type ViewState = UploadState | 'starting' | 'gone';
@@ -26,6 +26,8 @@ export interface UploadView {
   state: ViewState;
   /** A cancel was asked for and how the upload ended has not been heard yet. */
   cancelling: boolean;
+  /** Its own client holds it on purpose (the upload page's Pause): still, but not waiting for anyone. */
+  paused: boolean;
   phase: Phase;
   /** Overall percent; never goes back. */
   percent: number;
@@ -53,7 +55,7 @@ const RANK: Record<ViewState, number> = {
 
 function blank(state: ViewState, now: number, total: number): UploadView {
   return {
-    state, cancelling: false, phase: 'upload', percent: 0, bytes: 0, total, stage: undefined, stagePercent: undefined,
+    state, cancelling: false, paused: false, phase: 'upload', percent: 0, bytes: 0, total, stage: undefined, stagePercent: undefined,
     queuePosition: undefined, attached: undefined, bytesPerSecond: 0, eta: null, heardAt: now,
   };
 }
@@ -79,7 +81,7 @@ function receiving(view: UploadView): boolean {
 
 /** The upload needs its client (or, on the upload page, its connection) back before it moves again. */
 export function isWaiting(view: UploadView): boolean {
-  return !isDone(view) && !view.cancelling && receiving(view) && view.attached === false;
+  return !isDone(view) && !view.cancelling && !view.paused && receiving(view) && view.attached === false;
 }
 
 /**
@@ -99,7 +101,7 @@ export function wholeBarEta(event: Pick<Extract<HubEvent, { type: 'progress' }>,
 /** Ends the view in a terminal state: nothing moves, nothing is estimated, a completed bar is full. */
 export function withEnd(view: UploadView, state: TerminalState | 'gone', now: number, stage?: string): UploadView {
   if (isDone(view)) return view;
-  const ended: UploadView = { ...view, state, cancelling: false, bytesPerSecond: 0, eta: null, queuePosition: undefined, heardAt: now };
+  const ended: UploadView = { ...view, state, cancelling: false, paused: false, bytesPerSecond: 0, eta: null, queuePosition: undefined, heardAt: now };
   if (state === 'completed') return { ...ended, percent: 100, bytes: Math.max(view.bytes, view.total), stagePercent: view.stage === undefined ? undefined : 100 };
   return stage === undefined ? ended : { ...ended, stage };
 }
@@ -159,11 +161,12 @@ export function withEvent(view: UploadView, event: HubEvent, now: number): Uploa
         total: event.total,
         stage: moving ? view.stage : event.stage,
         stagePercent: moving ? view.stagePercent : event.stagePercent,
-        bytesPerSecond: moving ? event.bytesPerSecond : 0,
+        // Chunks that were in flight when it paused still report; they start no new estimate.
+        bytesPerSecond: moving && !view.paused ? event.bytesPerSecond : 0,
         // Committed bytes mean someone is writing.
         attached: moving ? true : view.attached,
         // An unknown estimate (a stage's rate is measured afresh) leaves the last one counting down.
-        eta: estimate === null ? view.eta : { seconds: estimate, at: now },
+        eta: view.paused ? null : estimate === null ? view.eta : { seconds: estimate, at: now },
       };
     }
     case 'uploading':
@@ -199,6 +202,15 @@ export function withCancelRefused(view: UploadView): UploadView {
   return { ...view, cancelling: false };
 }
 
+/**
+ * Its client paused (or resumed) sending. Paused, nothing moves and nothing is estimated; once
+ * resumed, speed and ETA come back with the next progress event.
+ */
+export function withPaused(view: UploadView, paused: boolean): UploadView {
+  if (isDone(view) || view.paused === paused) return view;
+  return paused ? { ...view, paused: true, bytesPerSecond: 0, eta: null } : { ...view, paused: false };
+}
+
 /** The upload page's own connection dropped: its uploads wait for it, at no speed. */
 export function withConnectionLost(view: UploadView): UploadView {
   return isDone(view) ? view : { ...view, attached: false, bytesPerSecond: 0 };
@@ -206,7 +218,7 @@ export function withConnectionLost(view: UploadView): UploadView {
 
 /** Seconds left of the whole bar at `now`, counting down from the last estimate; null when unknown or over. */
 export function remainingSeconds(view: UploadView, now: number): number | null {
-  if (isDone(view) || view.cancelling || isWaiting(view) || view.eta === null) return null;
+  if (isDone(view) || view.cancelling || view.paused || isWaiting(view) || view.eta === null) return null;
   const left = view.eta.seconds - Math.max(0, now - view.eta.at) / 1000;
   // An estimate that ran out before the end was wrong: say nothing rather than "0 s" for ever.
   return left > 0 ? left : null;
@@ -214,7 +226,7 @@ export function remainingSeconds(view: UploadView, now: number): number | null {
 
 /** The upload speed a page shows now, bytes/s: 0 unless bytes are moving (as for a sum over uploads). */
 export function liveRate(view: UploadView): number {
-  return !isDone(view) && !view.cancelling && !isWaiting(view) && receiving(view) && view.phase === 'upload' ? view.bytesPerSecond : 0;
+  return !isDone(view) && !view.cancelling && !view.paused && !isWaiting(view) && receiving(view) && view.phase === 'upload' ? view.bytesPerSecond : 0;
 }
 
 /** Whether the view changes with time alone (its ETA counts down). */
@@ -234,8 +246,8 @@ export function isQuiet(view: UploadView, now: number, quietMs = QUIET_MS): bool
 
 /** Everything a page writes for one upload. */
 export interface Presentation {
-  /** For `data-state`: the upload's state, or `starting`/`cancelling`/`gone` locally. */
-  state: ViewState | 'cancelling';
+  /** For `data-state`: the upload's state, or `starting`/`cancelling`/`paused`/`gone` locally. */
+  state: ViewState | 'cancelling' | 'paused';
   waiting: boolean;
   badge: string;
   /** `upload`, `processing`, `done`, or how it ended. */
@@ -253,15 +265,16 @@ export function present(view: UploadView, now: number, waitingText: string): Pre
   const done = isDone(view);
   const state = !done && view.cancelling ? 'cancelling' : view.state;
   const waiting = isWaiting(view);
+  const paused = !done && !view.cancelling && view.paused;
   const badge = waiting
     ? waitingText
-    : describeProgress({ state, phase: view.phase, percent: view.percent, stage: view.stage, stagePercent: view.stagePercent, queuePosition: view.queuePosition });
+    : paused ? 'paused' : describeProgress({ state, phase: view.phase, percent: view.percent, stage: view.stage, stagePercent: view.stagePercent, queuePosition: view.queuePosition });
   let stage: string;
   if (view.stage === undefined || view.state === 'completed') stage = '—';
   else if (done) stage = view.stage;
   else stage = `${view.stage} ${Math.floor(view.stagePercent ?? 0)}%`;
   return {
-    state,
+    state: paused ? 'paused' : state,
     waiting,
     badge,
     phase: view.state === 'completed' ? 'done' : done ? view.state : view.phase,
@@ -271,5 +284,97 @@ export function present(view: UploadView, now: number, waitingText: string): Pre
     eta: formatEta(remainingSeconds(view, now)),
     percent: view.percent,
     percentText: formatPercent(view.percent),
+  };
+}
+
+/** What the upload page's bar for all its files sums up. */
+export interface Aggregate {
+  /** Files the bar covers: every one not cancelled, failed, expired or gone (those will not complete). */
+  files: number;
+  /** Committed bytes and sizes of those files. */
+  bytes: number;
+  total: number;
+  /** Their bars averaged by size (a file counts at least one byte): 0-100, 100 once all completed. */
+  percent: number;
+  /** Sum of their live upload speeds, bytes/s. */
+  bytesPerSecond: number;
+  /** Seconds until the last of them reaches 100%; null when nothing runs or any running one's ETA is unknown. */
+  etaSeconds: number | null;
+  /** Every file on the page, by where it is. */
+  counts: Record<'uploading' | 'processing' | 'queued' | 'paused' | 'waiting' | 'completed' | 'failed' | 'cancelled', number>;
+}
+
+/**
+ * The bar for all files at `now`. Its ETA is the longest of theirs: they run side by side, so
+ * the whole is done when the slowest is, and it never reads sooner than any one bar says.
+ */
+export function aggregate(views: Iterable<UploadView>, now: number): Aggregate {
+  const counts: Aggregate['counts'] = { uploading: 0, processing: 0, queued: 0, paused: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0 };
+  let files = 0;
+  let bytes = 0;
+  let total = 0;
+  let weighted = 0;
+  let weights = 0;
+  let bytesPerSecond = 0;
+  let eta: number | null = 0;
+  let unfinished = 0;
+  for (const view of views) {
+    if (view.state === 'cancelled') counts.cancelled++;
+    else if (view.state === 'failed' || view.state === 'expired' || view.state === 'gone') counts.failed++;
+    else if (view.state === 'completed') counts.completed++;
+    else if (view.paused && !view.cancelling) counts.paused++;
+    else if (isWaiting(view)) counts.waiting++;
+    else if (view.state === 'queued') counts.queued++;
+    else if (receiving(view)) counts.uploading++;
+    else counts.processing++;
+    if (view.state === 'cancelled' || view.state === 'failed' || view.state === 'expired' || view.state === 'gone') continue;
+    files++;
+    bytes += Math.min(view.bytes, view.total);
+    total += view.total;
+    const weight = Math.max(1, view.total);
+    weighted += weight * view.percent;
+    weights += weight;
+    if (isDone(view)) continue;
+    unfinished++;
+    bytesPerSecond += liveRate(view);
+    const left = remainingSeconds(view, now);
+    eta = left === null || eta === null ? null : Math.max(eta, left);
+  }
+  return {
+    files, bytes, total, counts, bytesPerSecond,
+    percent: weights === 0 ? 0 : unfinished === 0 ? 100 : Math.min(weighted / weights, 100),
+    etaSeconds: unfinished === 0 ? null : eta,
+  };
+}
+
+/** What the bar for all files shows. */
+export interface AggregatePresentation {
+  percent: number;
+  percentText: string;
+  /** "3.0 MiB of 12 MiB" */
+  bytes: string;
+  rate: string;
+  eta: string;
+  /** "2 uploading, 1 queued, 1 completed": the non-zero counts, in a fixed order. */
+  summary: string;
+  /** Every file covered has completed (and there is at least one). */
+  done: boolean;
+}
+
+const COUNT_WORDS: ReadonlyArray<[keyof Aggregate['counts'], string]> = [
+  ['uploading', 'uploading'], ['processing', 'processing'], ['queued', 'queued'], ['paused', 'paused'], ['waiting', 'waiting'],
+  ['completed', 'completed'], ['failed', 'failed'], ['cancelled', 'cancelled'],
+];
+
+export function presentAggregate(total: Aggregate): AggregatePresentation {
+  const done = total.files > 0 && total.counts.completed === total.files;
+  return {
+    percent: total.percent,
+    percentText: formatPercent(total.percent),
+    bytes: `${formatBytes(total.bytes)} of ${formatBytes(total.total)}`,
+    rate: formatRate(total.bytesPerSecond),
+    eta: formatEta(total.etaSeconds),
+    summary: COUNT_WORDS.filter(([key]) => total.counts[key] > 0).map(([key, word]) => `${total.counts[key]} ${word}`).join(', ') || 'nothing yet',
+    done,
   };
 }
