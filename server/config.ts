@@ -14,89 +14,69 @@ const bytes = z.number().int().min(0);
 const positiveInt = z.number().int().min(1);
 const ms = z.number().int().min(0);
 
+/** What an option's number counts, shown in `serve --help` (`--max-file-size <bytes>`). */
+export type OptionUnit = 'bytes' | 'bytes/s' | 'ms' | 'percent';
+
+/**
+ * What `serve --help` says of an option, kept on its schema entry so there is one definition:
+ * what it does (its default is read off the schema), the unit of its number, and for a value
+ * that has no unit the placeholder of its flag.
+ */
+type OptionDoc = {
+  description: string;
+  unit?: OptionUnit;
+  placeholder?: string;
+};
+
+function doc(description: string, unit?: OptionUnit, placeholder?: string): OptionDoc {
+  return { description, ...(unit === undefined ? {} : { unit }), ...(placeholder === undefined ? {} : { placeholder }) };
+}
+
 export const hubOptionsSchema = z.object({
-  /** TCP port; 0 picks a free one. Env PORT. */
-  port: z.number().int().min(0).max(65535).default(3000),
-  /** Interface to listen on. Env HOST. */
-  host: z.string().default('127.0.0.1'),
-  /** Where bytes and state live. Env DATA_DIR. */
-  dataDir: z.string().default('./data'),
+  port: z.number().int().min(0).max(65535).default(3000).meta(doc('TCP port; 0 picks a free one', undefined, 'port')),
+  host: z.string().default('127.0.0.1').meta(doc('interface to listen on', undefined, 'address')),
+  dataDir: z.string().default('./data').meta(doc('where bytes and upload records live; one hub per directory', undefined, 'path')),
 
-  /** Largest file accepted, in bytes. Default 10 GiB. */
-  maxFileSize: bytes.default(10 * GiB),
-  /** Largest chunk accepted, in bytes; `ws` maxPayload and Socket.IO maxHttpBufferSize derive from it. Default 4 MiB. */
-  maxChunkSize: positiveInt.default(4 * MiB),
-  /** Chunk size recommended to clients (announced in `welcome`), in bytes. Default 1 MiB. */
-  chunkSize: positiveInt.default(1 * MiB),
-  /** Bytes one upload may have in flight (granted, not yet on disk). Default 8 MiB. */
-  uploadWindow: positiveInt.default(8 * MiB),
-  /** Bytes all uploads together may have in flight; windows shrink to share it. Default 64 MiB. */
-  maxBufferedBytes: positiveInt.default(64 * MiB),
-  /** The least share of maxBufferedBytes an attached upload gets however many share it (a slow upload's own window may be smaller). Default 256 KiB. */
-  minWindow: positiveInt.default(256 * KiB),
-  /** An upload's first window, before its rate is measured; it grows as acks come back. Default 64 KiB. */
-  initialWindow: positiveInt.default(64 * KiB),
-  /** Uploads one connection may have attached at once. Default 16. */
-  maxUploadsPerConnection: positiveInt.default(16),
-  /** Largest JSON control message, in bytes. Default 64 KiB. */
-  maxMessageBytes: positiveInt.default(64 * KiB),
+  maxFileSize: bytes.default(10 * GiB).meta(doc('largest file accepted', 'bytes')),
+  maxChunkSize: positiveInt.default(4 * MiB).meta(doc('largest chunk accepted; ws maxPayload and Socket.IO maxHttpBufferSize derive from it', 'bytes')),
+  chunkSize: positiveInt.default(1 * MiB).meta(doc('chunk size recommended to clients (announced in welcome)', 'bytes')),
+  uploadWindow: positiveInt.default(8 * MiB).meta(doc('bytes one upload may have in flight (granted, not yet on disk)', 'bytes')),
+  maxBufferedBytes: positiveInt.default(64 * MiB).meta(doc('bytes all uploads together may have in flight; windows shrink to share it', 'bytes')),
+  minWindow: positiveInt.default(256 * KiB).meta(doc('least share of maxBufferedBytes an attached upload gets however many share it (a slow upload\'s own window may be smaller)', 'bytes')),
+  initialWindow: positiveInt.default(64 * KiB).meta(doc("an upload's first window, before its rate is measured; it grows as acks come back", 'bytes')),
+  maxUploadsPerConnection: positiveInt.default(16).meta(doc('uploads one connection may have attached at once')),
+  maxMessageBytes: positiveInt.default(64 * KiB).meta(doc('largest JSON control message', 'bytes')),
 
-  /** An attached upload that receives no chunk for this long is detached (it stays resumable), in ms. Default 30 s. */
-  idleTimeoutMs: ms.default(30_000),
-  /** A connection must say hello within this long, in ms. Default 10 s. */
-  helloTimeoutMs: ms.default(10_000),
-  /** An incomplete upload untouched for this long expires and its bytes are deleted, in ms. Default 24 h. 0 never. */
-  uploadTtlMs: ms.default(24 * 60 * 60 * 1000),
-  /** A finished upload's record is kept this long for status queries, in ms. Default 24 h. 0 forever. */
-  finishedRetentionMs: ms.default(24 * 60 * 60 * 1000),
+  idleTimeoutMs: ms.default(30_000).meta(doc('an attached upload that receives no chunk for this long is detached (it stays resumable)', 'ms')),
+  helloTimeoutMs: ms.default(10_000).meta(doc('a connection must say hello within this long', 'ms')),
+  uploadTtlMs: ms.default(24 * 60 * 60 * 1000).meta(doc('an incomplete upload untouched this long expires and its bytes are deleted; 0 never', 'ms')),
+  finishedRetentionMs: ms.default(24 * 60 * 60 * 1000).meta(doc("a finished upload's record is kept this long for status queries; 0 forever", 'ms')),
 
-  /** Progress throttle per upload per subscriber. */
-  progressIntervalMs: ms.default(100),
-  progressMinStepPercent: z.number().min(0).max(100).default(1),
+  progressIntervalMs: ms.default(100).meta(doc('least time between two progress events of one upload to one subscriber; 0 off', 'ms')),
+  progressMinStepPercent: z.number().min(0).max(100).default(1).meta(doc('least step between two progress events of one upload; 0 off', 'percent')),
 
-  /** Events kept for replay (SSE Last-Event-ID). Default 10,000. */
-  eventHistorySize: positiveInt.default(10_000),
-  /** SSE heartbeat comment interval, in ms. Default 15 s. 0 turns it off. */
-  heartbeatMs: ms.default(15_000),
-  /** SSE `retry:` sent to EventSource clients, in ms. Default 2 s. */
-  sseRetryMs: ms.default(2_000),
-  /**
-   * Unsent output one watcher may hold on the hub, on every transport. Past a quarter of it
-   * progress is coalesced (and a `watching` reply's pieces wait); past it an SSE/NDJSON response
-   * is closed and a socket gets ERR_SLOW_CONSUMER (close code 4503) and is disconnected. Its
-   * client reconnects and resumes from its last event id; only a reader that stopped reading
-   * gets here. In bytes. Default 1 MiB.
-   */
-  watcherMaxBufferedBytes: positiveInt.default(1 * MiB),
+  eventHistorySize: positiveInt.default(10_000).meta(doc('events kept for replay (SSE Last-Event-ID, watch since)')),
+  heartbeatMs: ms.default(15_000).meta(doc('SSE heartbeat comment and WebSocket ping interval; 0 off', 'ms')),
+  sseRetryMs: ms.default(2_000).meta(doc('retry: sent to EventSource clients', 'ms')),
+  // Past a quarter of it progress is coalesced (and a `watching` reply's pieces wait); past it an
+  // SSE/NDJSON response is closed and a socket gets ERR_SLOW_CONSUMER (close code 4503) and is
+  // disconnected. Its client reconnects and resumes from its last event id; only a reader that
+  // stopped reading gets here.
+  watcherMaxBufferedBytes: positiveInt.default(1 * MiB).meta(doc('unsent output one watcher may hold on the hub, on every transport, before it is disconnected (ERR_SLOW_CONSUMER)', 'bytes')),
 
-  /** Bodies of routes that are not uploads (JSON) must arrive within this long, in ms. Default 30 s. 0 no limit. */
-  requestTimeoutMs: ms.default(30_000),
-  /**
-   * An HTTP upload body (multipart) that arrives slower than this, averaged over
-   * minUploadRateWindowMs, is aborted and its upload fails with ERR_TOO_SLOW. In bytes per
-   * second. Default 1 KiB/s. 0 turns it off.
-   */
-  minUploadRate: bytes.default(1 * KiB),
-  /** The window minUploadRate is averaged over, in ms. Default 30 s. */
-  minUploadRateWindowMs: positiveInt.default(30_000),
+  requestTimeoutMs: ms.default(30_000).meta(doc('bodies of routes that are not uploads (JSON) must arrive within this long (408 ERR_REQUEST_TIMEOUT); 0 no limit', 'ms')),
+  minUploadRate: bytes.default(1 * KiB).meta(doc('an HTTP upload body slower than this, averaged over minUploadRateWindowMs, is aborted with ERR_TOO_SLOW; 0 off', 'bytes/s')),
+  minUploadRateWindowMs: positiveInt.default(30_000).meta(doc('the window minUploadRate is averaged over', 'ms')),
 
-  /** Multipart: most files per request. Default 10. */
-  multipartMaxFiles: positiveInt.default(10),
-  /** Multipart: most non-file fields per request. Default 100. */
-  multipartMaxFields: positiveInt.default(100),
-  /** Multipart: largest field value, in bytes. Default 64 KiB. */
-  multipartMaxFieldSize: positiveInt.default(64 * KiB),
+  multipartMaxFiles: positiveInt.default(10).meta(doc('multipart: most files per request')),
+  multipartMaxFields: positiveInt.default(100).meta(doc('multipart: most non-file fields per request')),
+  multipartMaxFieldSize: positiveInt.default(64 * KiB).meta(doc('multipart: largest field value', 'bytes')),
 
-  /** Part of the bar the upload phase fills when stages run, in percent. Default 50. */
-  uploadShare: z.number().min(0).max(100).default(50),
-  /** Uploads processed at once; the rest wait in a queue. Default 2. */
-  processingConcurrency: positiveInt.default(2),
-  /** A stage running longer than this fails with ERR_STAGE_TIMEOUT, in ms. Default 10 min. 0 no limit. */
-  stageTimeoutMs: ms.default(10 * 60 * 1000),
-  /** After abort, how long a stage may take to settle before it is abandoned, in ms. Default 5 s. */
-  abortDeadlineMs: ms.default(5_000),
-  /** Log lines per second per upload that reach subscribers; the rest are counted in a summary line. Default 20. */
-  logLinesPerSecond: positiveInt.default(20),
+  uploadShare: z.number().min(0).max(100).default(50).meta(doc('part of the bar the upload phase fills when stages run', 'percent')),
+  processingConcurrency: positiveInt.default(2).meta(doc('uploads processed at once; the rest wait in a queue')),
+  stageTimeoutMs: ms.default(10 * 60 * 1000).meta(doc('a stage running longer than this fails with ERR_STAGE_TIMEOUT; 0 no limit', 'ms')),
+  abortDeadlineMs: ms.default(5_000).meta(doc('after abort, how long a stage may take to settle before it is abandoned', 'ms')),
+  logLinesPerSecond: positiveInt.default(20).meta(doc('log lines per second per upload that reach subscribers; the rest are counted in a summary line')),
 });
 
 export type HubOptions = z.infer<typeof hubOptionsSchema>;
@@ -141,6 +121,11 @@ export interface OptionSpelling {
   /** Its `upload-hub serve` flag without the dashes: `maxFileSize` -> `max-file-size`. */
   flag: string;
   defaultValue: unknown;
+  /** What it does, for `serve --help`. */
+  description: string;
+  unit: OptionUnit | undefined;
+  /** What its flag takes, for `serve --help`: `<bytes>`, `<ms>`, `<path>`, `<n>`. */
+  placeholder: string;
 }
 
 function optionKind(key: string, schema: z.ZodType): OptionKind {
@@ -150,6 +135,13 @@ function optionKind(key: string, schema: z.ZodType): OptionKind {
   if (inner instanceof z.ZodString || inner instanceof z.ZodEnum) return 'string';
   if (inner instanceof z.ZodBoolean) return 'boolean';
   throw new Error(`Option ${key} has a type no environment variable can carry: teach optionKind in server/config.ts to parse it`);
+}
+
+function describeOption(key: string, schema: z.ZodType): Pick<OptionSpelling, 'description' | 'unit' | 'placeholder'> {
+  const meta = schema.meta() as Partial<OptionDoc> | undefined;
+  if (typeof meta?.description !== 'string') throw new Error(`Option ${key} has no description: add .meta(doc(...)) to it in server/config.ts (serve --help shows it)`);
+  const kind = optionKind(key, schema);
+  return { description: meta.description, unit: meta.unit, placeholder: meta.unit ?? meta.placeholder ?? (kind === 'string' ? 'text' : kind === 'boolean' ? '' : 'n') };
 }
 
 /**
@@ -162,6 +154,7 @@ export const OPTION_SPELLINGS: readonly OptionSpelling[] = Object.entries(hubOpt
   env: key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase(),
   flag: key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`),
   defaultValue: schema.parse(undefined),
+  ...describeOption(key, schema),
 }));
 
 // Strict on purpose: Number() would read '' as 0 (a random port) and '3000x' as NaN, and

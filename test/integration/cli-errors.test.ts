@@ -1,15 +1,12 @@
 /**
- * `upload-hub send` and `watch` refuse what cannot work with one line and a non-zero exit: a URL
- * without scheme, an unknown transport, a hub that cannot be reached.
+ * `upload-hub` refuses what cannot work with one line and its exit code: a usage error (a URL
+ * without scheme, an unknown transport, command or flag, a missing file) is 2, a hub that cannot
+ * be reached or refuses the token is 3.
  */
-import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { randomFile } from '../helpers.js';
+import { randomFile, startHub } from '../helpers.js';
 import { freePort } from '../protocolHelpers.js';
-
-const repo = new URL('../..', import.meta.url).pathname;
-/** Far above the CLI's own connect timeout (10 s): a CLI that hangs is killed and fails. */
-const KILL_AFTER_MS = 40_000;
+import { startCli } from './cli-helpers.js';
 
 interface Exited {
   code: number | string | null;
@@ -18,18 +15,15 @@ interface Exited {
   ms: number;
 }
 
-function cli(args: string[]): Promise<Exited> {
+/** A run to its end; one that hangs is killed after KILL_AFTER_MS (far above the CLI's 10 s connect timeout) and fails. */
+async function cli(args: string[]): Promise<Exited> {
   const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], { cwd: repo, timeout: KILL_AFTER_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      const code = error ? ((error as { code?: number | string }).code ?? (error as { signal?: string }).signal ?? null) : 0;
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+  const exited = await startCli(args).exited;
+  return { code: exited.code ?? exited.signal, stdout: exited.stdout, stderr: exited.stderr, ms: Date.now() - started };
 }
 
-function expectOneLine(exited: Exited): string {
-  expect(exited.code, exited.stderr).toBe(1);
+function expectOneLine(exited: Exited, code: number): string {
+  expect(exited.code, exited.stderr).toBe(code);
   const lines = exited.stderr.trim().split('\n');
   expect(lines, exited.stderr).toHaveLength(1);
   expect(exited.stderr).not.toMatch(/^\s+at /m);
@@ -44,7 +38,7 @@ describe('upload-hub CLI errors', () => {
   ])('%s --url %s (no scheme) is refused in one line', async (command, url) => {
     const file = await randomFile(10);
     const exited = await cli(command === 'send' ? ['send', file.path, '--url', url] : ['watch', '--url', url]);
-    const line = expectOneLine(exited);
+    const line = expectOneLine(exited, 2);
     expect(line).toContain(`--url "${url}"`);
     expect(line).toContain('http://');
   });
@@ -53,7 +47,7 @@ describe('upload-hub CLI errors', () => {
     const file = await randomFile(10);
     const args = command === 'send' ? ['send', file.path] : ['watch'];
     const exited = await cli([...args, '--url', 'http://127.0.0.1:3000', '--transport', 'carrier-pigeon']);
-    const line = expectOneLine(exited);
+    const line = expectOneLine(exited, 2);
     expect(line).toContain('--transport "carrier-pigeon"');
     expect(line).toContain('ws or socket.io');
   });
@@ -63,19 +57,49 @@ describe('upload-hub CLI errors', () => {
     ['send', 'socket.io'],
     ['watch', 'ws'],
     ['watch', 'socket.io'],
-  ])('%s over %s to an unreachable hub exits 1 with one line naming ERR_CONNECTION_LOST', async (command, transport) => {
+  ])('%s over %s to an unreachable hub exits 3 with one line naming ERR_CONNECTION_LOST', async (command, transport) => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const file = await randomFile(10);
     const args = command === 'send' ? ['send', file.path] : ['watch'];
     const exited = await cli([...args, '--url', url, '--transport', transport]);
-    const line = expectOneLine(exited);
+    const line = expectOneLine(exited, 3);
     expect(line).toContain(`cannot reach the hub at ${url}`);
     expect(line).toContain('ERR_CONNECTION_LOST');
     expect(exited.stdout).toBe('');
   });
 
-  it('an unknown command and an unknown flag are one line each', async () => {
-    expect(expectOneLine(await cli(['frob']))).toContain('unknown command "frob"');
-    expect(expectOneLine(await cli(['send', 'x', '--bogus']))).toContain("'--bogus'");
+  it.each(['status', 'ls', 'cancel'])('%s to an unreachable hub exits 3 with one line', async (command) => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const exited = await cli([command, ...(command === 'ls' ? [] : ['SomeUploadId1']), '--url', url]);
+    const line = expectOneLine(exited, 3);
+    expect(line).toContain(`cannot reach the hub at ${url} (http)`);
+    expect(line).toContain('ECONNREFUSED');
+  });
+
+  it.each([
+    ['send', 'ws'],
+    ['send', 'socket.io'],
+    ['watch', 'ws'],
+    ['ls', 'http'],
+    ['status', 'http'],
+  ])('%s (%s) with a token the hub refuses exits 3 naming ERR_UNAUTHORIZED; the right token works', async (command, transport) => {
+    const hub = await startHub({ authenticate: (token) => (token === 'right' ? { id: 'alice' } : null) });
+    const file = await randomFile(10);
+    const args = command === 'send' ? ['send', file.path, '--transport', transport] : command === 'watch' ? ['watch', '--transport', transport] : command === 'status' ? ['status', 'SomeUploadId1'] : [command];
+    const line = expectOneLine(await cli([...args, '--url', hub.url, '--token', 'wrong']), 3);
+    expect(line).toContain(`the hub refused the token at ${hub.url}`);
+    expect(line).toContain('ERR_UNAUTHORIZED');
+    if (command === 'send' || command === 'ls') expect((await cli([...args, '--url', hub.url, '--token', 'right'])).code).toBe(0);
+  });
+
+  it('an unknown command, an unknown flag, a bad value, a missing argument or file: one line each, exit 2', async () => {
+    expect(expectOneLine(await cli(['frob']), 2)).toContain('unknown command "frob"');
+    expect(expectOneLine(await cli(['send', 'x', '--bogus']), 2)).toContain("'--bogus'");
+    expect(expectOneLine(await cli(['send']), 2)).toContain("missing required argument 'files'");
+    expect(expectOneLine(await cli(['send', 'x', '--concurrency', '0']), 2)).toContain('--concurrency');
+    expect(expectOneLine(await cli(['send', 'x', '--metadata', 'novalue']), 2)).toContain('key=value');
+    expect(expectOneLine(await cli(['ls', '--state', 'sleeping']), 2)).toContain('"sleeping" is not a state');
+    expect(expectOneLine(await cli(['send', '/no/such/file.bin']), 2)).toContain('/no/such/file.bin: no such file');
+    expect(expectOneLine(await cli(['serve', '--port', 'abc']), 2)).toContain('--port "abc": expected an integer');
   });
 });

@@ -1,0 +1,70 @@
+/**
+ * How the command line writes numbers for people: sizes, rates, durations, clock times, and an
+ * option's default in `serve --help`. Pure functions.
+ */
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/** 1536 -> "1.5 KiB"; binary units, one decimal below 10 of a unit. */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return '-';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 || value >= 10 ? 0 : 1)} ${UNITS[unit]}`;
+}
+
+/** Bytes per second; "-" while unknown or zero (as during processing). */
+export function formatRate(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond !== undefined && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '-';
+}
+
+/** 75 -> "1m15s", 3700 -> "1h01m", 2.5 -> "2.5s"; null or unknown -> "-". */
+export function formatSeconds(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '-';
+  if (seconds < 10) return `${seconds.toFixed(1)}s`;
+  const whole = Math.round(seconds);
+  if (whole < 60) return `${whole}s`;
+  const minutes = Math.floor(whole / 60);
+  if (minutes < 60) return `${minutes}m${String(whole % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+/** Whole percent that reads 100 only when done: 99.7 of a bar is not finished. */
+export function formatPercent(percent: number): string {
+  const clamped = Math.min(100, Math.max(0, percent));
+  return `${clamped < 100 ? Math.min(99, Math.floor(clamped)) : 100}%`;
+}
+
+/** Local wall-clock time, "14:03:07". */
+export function formatClock(at: number): string {
+  const time = new Date(at);
+  return [time.getHours(), time.getMinutes(), time.getSeconds()].map((part) => String(part).padStart(2, '0')).join(':');
+}
+
+/** `text` cut or padded to exactly `width` characters; a cut ends in "…". */
+export function fit(text: string, width: number): string {
+  if (text.length <= width) return text.padEnd(width);
+  return width <= 1 ? text.slice(0, width) : `${text.slice(0, width - 1)}…`;
+}
+
+const DURATIONS: ReadonlyArray<[number, string]> = [[3_600_000, 'h'], [60_000, 'min'], [1_000, 's']];
+
+/**
+ * An option's default as `serve --help` shows it: the number as typed, then what it means when
+ * that is not obvious. 10737418240 bytes -> "10737418240 = 10 GiB"; 86400000 ms -> "86400000 = 24 h".
+ */
+export function formatDefault(value: unknown, unit: string | undefined): string {
+  if (typeof value !== 'number') return JSON.stringify(value);
+  if ((unit === 'bytes' || unit === 'bytes/s') && value >= 1024) {
+    return `${value} = ${formatBytes(value)}${unit === 'bytes/s' ? '/s' : ''}`;
+  }
+  if (unit === 'ms' && value >= 1000) {
+    const [size, name] = DURATIONS.find(([ms]) => value % ms === 0) ?? [1, 'ms'];
+    return `${value} = ${value / size} ${name}`;
+  }
+  return String(value);
+}
