@@ -3,13 +3,14 @@
  * watch, and serve --help generated from the options schema. `send`'s output modes and Ctrl-C
  * are in cli-send.test.ts; refusals and exit codes 2 and 3 in cli-errors.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPTION_SPELLINGS } from '../../server/config.js';
 import { formatDefault } from '../../server/cli/format.js';
 import type { UploadStatus } from '../../shared/messages.js';
 import { randomFile, sha256File, startClient, startHub, tempDir } from '../helpers.js';
-import { ndjson, startCli } from './cli-helpers.js';
+import { hasScript, ndjson, repo, startCli, watchChild } from './cli-helpers.js';
 
 async function create(url: string, name: string, size = 10): Promise<UploadStatus> {
   const response = await fetch(`${url}/api/uploads`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, size }) });
@@ -112,6 +113,25 @@ describe('upload-hub watch', () => {
     expect(types[0]).toBe('created');
     expect(types).toContain('progress');
     expect(types.at(-1)).toBe('completed');
+  });
+});
+
+describe('upload-hub watch on a terminal', () => {
+  it('prints one readable line per change: time, file, state, stage, percent', async () => {
+    expect(await hasScript(), 'script (util-linux) gives the CLI a pseudo-terminal').toBe(true);
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const hub = await startHub({ pipeline: [{ name: 'scan', run: async (ctx) => { ctx.progress(1, 2); await held; } }] });
+    const command = [process.execPath, '--import', 'tsx', 'server/main.ts', 'watch', '--url', hub.url].map((part) => `'${part}'`).join(' ');
+    const cli = watchChild(spawn('script', ['-qefc', command, '/dev/null'], { cwd: repo, env: process.env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    await cli.line('stdout', (line) => line.includes('watching 0 active uploads'));
+    const upload = startClient({ url: hub.url }).upload(Buffer.alloc(200_000, 7), { name: 'watched.bin' });
+    const clock = '\\d\\d:\\d\\d:\\d\\d';
+    await cli.line('stdout', (line) => new RegExp(`^${clock}  watched\\.bin\\s+processing\\s+scan\\s+\\d+%`).test(line.trim()));
+    release();
+    await upload.done;
+    await cli.line('stdout', (line) => new RegExp(`^${clock}  watched\\.bin\\s+completed\\s+\\S+\\s+100%`).test(line.trim()));
+    expect(cli.stdout()).not.toContain('{"type"');
   });
 });
 
