@@ -13,6 +13,8 @@ import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import { UploadHub, type UploadHubInit } from './core/UploadHub.js';
 import { createLogger } from './logger.js';
+import { resolveOptions } from './config.js';
+import { configureAccess } from './auth/access.js';
 import type { Transport, TransportFactory } from './transports/Transport.js';
 import { webSocketTransport } from './transports/ws.js';
 import { socketIoTransport } from './transports/socketio.js';
@@ -42,8 +44,19 @@ export interface HubServer {
 
 export async function createHubServer(init: HubServerInit = {}): Promise<HubServer> {
   const logger = init.logger ?? createLogger();
-  const hub = new UploadHub({ ...init, logger });
-  await hub.start();
+  const access = await configureAccess(resolveOptions(init.options), init, logger);
+  const hub = new UploadHub({
+    ...init,
+    logger,
+    ...(access.authenticate ? { authenticate: access.authenticate } : {}),
+    ...(access.revalidate ? { revalidate: access.revalidate } : {}),
+  });
+  try {
+    await hub.start();
+  } catch (error) {
+    access.close();
+    throw error;
+  }
   const app = express();
   app.disable('x-powered-by');
   const server = createServer(app);
@@ -65,13 +78,22 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
       : 'HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(hub.options.port, hub.options.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(hub.options.port, hub.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // Port taken, host unknown: nothing listens, so release what start() took (the data
+    // directory's lock, timers, the SIGHUP listener) before saying so.
+    await Promise.all(transports.map((transport) => transport.close()));
+    await hub.close();
+    access.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const host = hub.options.host.includes(':') ? `[${hub.options.host}]` : hub.options.host;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
@@ -84,6 +106,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
         shuttingDown = true;
         await Promise.all(transports.map((transport) => transport.close()));
         await hub.close();
+        access.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       })();

@@ -36,6 +36,8 @@ export const hubOptionsSchema = z.object({
   port: z.number().int().min(0).max(65535).default(3000).meta(doc('TCP port; 0 picks a free one', undefined, 'port')),
   host: z.string().default('127.0.0.1').meta(doc('interface to listen on', undefined, 'address')),
   dataDir: z.string().default('./data').meta(doc('where bytes and upload records live; one hub per directory', undefined, 'path')),
+  tokensFile: z.string().min(1).optional().meta(doc('JSON file of [{ id, role, tokenSha256 }] admitting tokens (upload-hub token makes entries); re-read on SIGHUP. Unset: anonymous, loopback only', undefined, 'path')),
+  insecure: z.boolean().default(false).meta(doc('let a hub without tokens listen on a non-loopback host')),
 
   maxFileSize: bytes.default(10 * GiB).meta(doc('largest file accepted', 'bytes')),
   maxChunkSize: positiveInt.default(4 * MiB).meta(doc('largest chunk accepted; ws maxPayload and Socket.IO maxHttpBufferSize derive from it', 'bytes')),

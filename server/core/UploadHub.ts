@@ -51,6 +51,12 @@ export interface UploadHubInit {
   store?: UploadStore;
   /** Absent: every connection is ANONYMOUS. */
   authenticate?: Authenticate;
+  /**
+   * The principal as the authority sees it now (its role may have changed), or null when it
+   * was revoked. Asked before an upload is finalized, so a writer whose token was revoked
+   * mid-upload does not complete it. Absent: principals are not re-checked.
+   */
+  revalidate?: (principal: Principal) => Principal | null | Promise<Principal | null>;
   /** Stages to run after the bytes are in. Absent or empty: uploads complete when the last byte is written. */
   pipeline?: Pipeline | readonly Stage[];
   /** Where the hub reports what no caller hears (a record save that failed). Absent: nowhere. */
@@ -91,6 +97,8 @@ interface Live {
   finalizing: Promise<void> | undefined;
   /** Set when a write failed; resolves once the upload is failed, saved and published. */
   writeFailure: Promise<void> | undefined;
+  /** The principal of the latest writer, re-checked before the upload is finalized. */
+  writer: Principal | undefined;
 }
 
 function compareListPosition(a: ListPosition, b: ListPosition): number {
@@ -107,6 +115,7 @@ export class UploadHub {
   readonly events: EventBus;
   readonly pipeline: Pipeline;
   private readonly authenticateHook: Authenticate | undefined;
+  private readonly revalidate: UploadHubInit['revalidate'];
   private readonly uploads = new Map<string, Live>();
   private readonly processing: ProcessingQueue;
   /** Cancels under way, by upload id, so a second cancel joins the first. */
@@ -123,6 +132,7 @@ export class UploadHub {
     this.options = resolveOptions(init.options);
     this.store = init.store ?? new DiskStore(this.options.dataDir);
     this.authenticateHook = init.authenticate;
+    this.revalidate = init.revalidate;
     this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
     this.events = new EventBus(this.options.eventHistorySize);
     this.flow = new FlowControl(this.options);
@@ -317,6 +327,7 @@ export class UploadHub {
       return { upload: this.statusOf(live), offset: upload.committed, window: 0 };
     }
     upload.owner = attachment;
+    live.writer = principal;
     // Bytes a previous connection left in the queue are written before the new one continues.
     await upload.settled();
     await upload.open();
@@ -507,6 +518,7 @@ export class UploadHub {
       logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish({ type: 'log', uploadId: record.id, ...line })),
       finalizing: undefined,
       writeFailure: undefined,
+      writer: undefined,
     };
     this.uploads.set(record.id, live);
     return live;
@@ -562,6 +574,11 @@ export class UploadHub {
       this.endAttachment(live, undefined);
       await upload.release();
       if (isTerminalState(upload.record.state)) return;
+      const revoked = await this.writerRevoked(live);
+      if (revoked) {
+        await this.fail(live, revoked);
+        return;
+      }
       upload.record.sha256 = sha256;
       if (upload.record.expectedSha256 && upload.record.expectedSha256 !== sha256) {
         await this.fail(live, new UploadHubError('ERR_CHECKSUM_MISMATCH', `Received bytes hash to ${sha256}, not the declared ${upload.record.expectedSha256}`));
@@ -572,6 +589,20 @@ export class UploadHub {
     } catch (error) {
       await this.fail(live, storageError(error, 'Finishing the upload'));
     }
+  }
+
+  /** Why the upload's writer may no longer complete it (token revoked, role changed), if so. */
+  private async writerRevoked(live: Live): Promise<UploadHubError | undefined> {
+    if (!this.revalidate || !live.writer) return undefined;
+    let now: Principal | null;
+    try {
+      now = await this.revalidate(live.writer);
+    } catch (error) {
+      return toHubError(error, 'ERR_UNAUTHORIZED');
+    }
+    if (!now) return new UploadHubError('ERR_UNAUTHORIZED', `The token of ${live.writer.id} was revoked before the upload completed`);
+    if (!mayWrite(now, live.upload.record.owner)) return new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(now)} role may not complete upload ${live.upload.id}`);
+    return undefined;
   }
 
   private enqueueProcessing(live: Live): void {
