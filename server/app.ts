@@ -7,7 +7,7 @@
  * console.log(hub.url); // http://127.0.0.1:54321
  * await hub.close();
  */
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, STATUS_CODES, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
@@ -20,6 +20,7 @@ import { webSocketTransport } from './transports/ws.js';
 import { socketIoTransport } from './transports/socketio.js';
 import { httpTransport } from './transports/http.js';
 import { pagesTransport } from './transports/pages.js';
+import { originRefusal } from './transports/origin.js';
 
 /** Every transport the hub serves, in the order they are attached. */
 export const TRANSPORTS: readonly TransportFactory[] = [webSocketTransport, socketIoTransport, pagesTransport, httpTransport];
@@ -61,18 +62,28 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   app.disable('x-powered-by');
   const server = createServer(app);
   const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
-  // Socket.IO must not destroy the other transports' upgrades, so nobody would answer an
-  // upgrade to an unknown path: it gets a 404 here instead of hanging.
+  // The one place upgrades are routed: to the transport that owns the path, once the upgrade
+  // has passed the Origin check (before any WebSocket exists, so a refused page gets a 403 and
+  // nothing else). An upgrade to an unknown path gets a 404 instead of hanging.
   // While shutting down, transports have stopped taking upgrades: refuse them all, or a client
   // reconnecting at that moment would hold a half-upgraded socket that server.close() awaits.
   let shuttingDown = false;
-  server.on('upgrade', (request, socket) => {
+  server.on('upgrade', (request, socket, head: Buffer) => {
     const pathname = (request.url ?? '/').split('?')[0] as string;
-    const owned = !shuttingDown && transports.some((transport) => transport.ownsUpgrade?.(pathname));
-    if (owned) return;
+    const owner = shuttingDown ? undefined : transports.find((transport) => transport.handleUpgrade !== undefined && transport.ownsUpgrade?.(pathname) === true);
+    const refused = owner === undefined ? undefined : originRefusal(request.headers, hub.options);
+    if (owner?.handleUpgrade !== undefined && refused === undefined) {
+      owner.handleUpgrade(request, socket, head);
+      return;
+    }
     // Node takes its own 'error' listener off an upgraded socket: a client that resets while
     // this answer is written would otherwise crash the process.
     socket.on('error', () => socket.destroy());
+    if (refused !== undefined) {
+      const body = JSON.stringify({ error: refused.toJSON() });
+      socket.end(`HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return;
+    }
     socket.end(shuttingDown
       ? 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
       : 'HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_FRAME_HEADER_BYTES } from '../shared/frame.js';
+import { ANY_ORIGIN, canonicalOrigin } from './transports/origin.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -13,6 +14,15 @@ const GiB = 1024 * MiB;
 const bytes = z.number().int().min(0);
 const positiveInt = z.number().int().min(1);
 const ms = z.number().int().min(0);
+
+/** Web origins, each kept as browsers write it (`https://app.example.com`), or `*`. */
+const origins = z.array(z.string().transform((value, ctx) => {
+  if (value === ANY_ORIGIN) return value;
+  const origin = canonicalOrigin(value);
+  if (origin !== undefined) return origin;
+  ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not an origin: expected scheme://host[:port] with scheme http or https and no path (https://app.example.com), or *` });
+  return z.NEVER;
+}));
 
 /** What an option's number counts, shown in `serve --help` (`--max-file-size <bytes>`). */
 export type OptionUnit = 'bytes' | 'bytes/s' | 'ms' | 'percent';
@@ -70,6 +80,10 @@ export const hubOptionsSchema = z.object({
   minUploadRate: bytes.default(1 * KiB).meta(doc('an HTTP upload body slower than this, averaged over minUploadRateWindowMs, is aborted with ERR_TOO_SLOW; 0 off', 'bytes/s')),
   minUploadRateWindowMs: positiveInt.default(30_000).meta(doc('the window minUploadRate is averaged over', 'ms')),
 
+  // A page elsewhere must not drive the hub through its visitors' browsers (transports/origin.ts).
+  allowedOrigins: origins.default([]).meta(doc("web origins besides the hub's own whose pages may open sockets and send POST/DELETE (https://app.example.com,...); * allows all", undefined, 'origins')),
+  corsOrigins: origins.default([]).meta(doc('web origins whose pages may call the HTTP API (CORS; off when empty); each is also an allowed origin; * allows all', undefined, 'origins')),
+
   multipartMaxFiles: positiveInt.default(10).meta(doc('multipart: most files per request')),
   multipartMaxFields: positiveInt.default(100).meta(doc('multipart: most non-file fields per request')),
   multipartMaxFieldSize: positiveInt.default(64 * KiB).meta(doc('multipart: largest field value', 'bytes')),
@@ -112,7 +126,7 @@ export function resolveOptions(input: HubOptionsInput = {}, labels: OptionLabels
 }
 
 /** What an option's value is, as far as parsing a string goes; read off its schema. */
-export type OptionKind = 'integer' | 'number' | 'string' | 'boolean';
+export type OptionKind = 'integer' | 'number' | 'string' | 'boolean' | 'list';
 
 /** How one option is spelled outside code. */
 export interface OptionSpelling {
@@ -136,6 +150,7 @@ function optionKind(key: string, schema: z.ZodType): OptionKind {
   if (inner instanceof z.ZodNumber) return inner.isInt ? 'integer' : 'number';
   if (inner instanceof z.ZodString || inner instanceof z.ZodEnum) return 'string';
   if (inner instanceof z.ZodBoolean) return 'boolean';
+  if (inner instanceof z.ZodArray) return 'list';
   throw new Error(`Option ${key} has a type no environment variable can carry: teach optionKind in server/config.ts to parse it`);
 }
 
@@ -164,8 +179,8 @@ export const OPTION_SPELLINGS: readonly OptionSpelling[] = Object.entries(hubOpt
 const INTEGER = /^-?\d+$/;
 const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
-function parseValue(spelling: OptionSpelling, raw: string): { value: string | number | boolean } | { problem: string } {
-  if (raw === '') return { problem: `empty; give a value, or unset it for the default (${String(spelling.defaultValue)})` };
+function parseValue(spelling: OptionSpelling, raw: string): { value: string | number | boolean | string[] } | { problem: string } {
+  if (raw === '') return { problem: `empty; give a value, or unset it for the default (${shownDefault(spelling.defaultValue)})` };
   switch (spelling.kind) {
     case 'integer':
       return INTEGER.test(raw) ? { value: Number(raw) } : { problem: 'expected an integer' };
@@ -177,7 +192,15 @@ function parseValue(spelling: OptionSpelling, raw: string): { value: string | nu
       return { problem: 'expected true or false' };
     case 'string':
       return { value: raw };
+    case 'list':
+      // Comma-separated; each item is then checked by the option's schema, which names it.
+      return { value: raw.split(',').map((item) => item.trim()).filter((item) => item !== '') };
   }
+}
+
+function shownDefault(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
+  return String(value);
 }
 
 /**

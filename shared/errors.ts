@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   ERR_HELLO_REQUIRED: { status: 401, closeCode: 4401, message: 'The first message must be hello' },
   ERR_UNAUTHORIZED: { status: 401, closeCode: 4401, message: 'Token missing or refused' },
   ERR_FORBIDDEN: { status: 403, closeCode: 4403, message: 'The upload belongs to another principal' },
+  ERR_ORIGIN_NOT_ALLOWED: { status: 403, closeCode: 4403, message: 'The request comes from a web origin that may not use this hub' },
   ERR_NOT_FOUND: { status: 404, closeCode: 4404, message: 'No such upload' },
   ERR_NOT_ATTACHED: { status: 409, closeCode: 4409, message: 'Chunk for an upload this connection has not created or resumed' },
   ERR_UPLOAD_STATE: { status: 409, closeCode: 4409, message: 'The upload is not in a state that allows this' },

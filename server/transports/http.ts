@@ -18,6 +18,7 @@ import { allEventsHandler, uploadEventsHandler } from './http/events.js';
 import { StreamSet } from './http/EventStream.js';
 import { multipartHandler } from './http/multipart.js';
 import { restRoutes } from './http/rest.js';
+import { originGuard } from './origin.js';
 import type { Transport, TransportContext } from './Transport.js';
 
 export const API_PATH = '/api';
@@ -41,6 +42,8 @@ export function httpTransport({ hub, server, app }: TransportContext): HttpTrans
   (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   const api = express.Router();
+  // First: a request refused for its Origin is answered before its body is read.
+  api.use(originGuard(hub.options));
   // Upload bodies are judged by their rate instead (multipart.ts), since a large file takes long.
   const deadline = requestDeadline(hub.options.requestTimeoutMs);
   api.use((req, res, next) => (req.path === MULTIPART_PATH ? next() : deadline(req, res, next)));

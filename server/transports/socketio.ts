@@ -36,6 +36,7 @@ import {
 } from '../../shared/socketio.js';
 import { EventThrottle } from '../../shared/throttle.js';
 import { derivedLimits } from '../config.js';
+import { ANY_ORIGIN, originRefusal } from './origin.js';
 import { seesAll, type Principal } from '../core/auth.js';
 import { Session, type SessionWatch } from '../core/Session.js';
 import type { UploadHub } from '../core/UploadHub.js';
@@ -61,16 +62,29 @@ export interface SocketIoTransport extends Transport {
 }
 
 export function socketIoTransport({ hub, server, logger }: TransportContext): SocketIoTransport {
+  const { corsOrigins } = hub.options;
+  const upgradeListeners = new Set(server.listeners('upgrade'));
   const io: HubIoServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
     maxHttpBufferSize: derivedLimits(hub.options).socketIoMaxBuffer,
-    // The raw WebSocket transport answers upgrades to /ws on the same server.
-    destroyUpgrade: false,
     serveClient: false,
     // Upload bytes do not compress; deflating them only burns CPU.
     perMessageDeflate: false,
     httpCompression: false,
     ...(hub.options.heartbeatMs > 0 ? { pingInterval: hub.options.heartbeatMs } : {}),
+    // Upgrades were checked by app.ts already; this is for the long-polling handshake, a plain
+    // GET. Engine.IO answers a refusal 403 with the message (the code first) in its JSON.
+    allowRequest(request, callback) {
+      const refused = originRefusal(request.headers, hub.options);
+      callback(refused === undefined ? null : `${refused.code}: ${refused.message}`, refused === undefined);
+    },
+    // Long-polling is read by the page through XHR/fetch: CORS origins get its answers too.
+    ...(corsOrigins.length > 0 ? { cors: { origin: corsOrigins.includes(ANY_ORIGIN) ? ANY_ORIGIN : [...corsOrigins] } } : {}),
   });
+  // Engine.IO listens for upgrades by itself; app.ts routes every upgrade (after the Origin
+  // check) to handleUpgrade instead, so its listener comes off the server.
+  for (const listener of server.listeners('upgrade')) {
+    if (!upgradeListeners.has(listener)) server.off('upgrade', listener as (...args: unknown[]) => void);
+  }
   const sessions = new Set<Session>();
   const fanOut = new RoomFanOut(io, hub);
 
@@ -131,6 +145,7 @@ export function socketIoTransport({ hub, server, logger }: TransportContext): So
     name: 'socket.io',
     io,
     ownsUpgrade: (pathname) => pathname.startsWith(`${io.path()}/`),
+    handleUpgrade: (request, socket, head) => io.engine.handleUpgrade(request, socket, head),
     connections: () => io.of('/').sockets.size,
     resources: () => {
       let sessionTimers = 0;

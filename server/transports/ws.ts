@@ -1,7 +1,8 @@
 /**
  * Raw WebSocket at `/ws`: JSON text frames for control messages, the binary chunk frame of
  * shared/frame.ts for bytes. A translator only: decode, hand to the Session, encode. What the
- * socket holds unsent (`bufferedAmount`) is the Session's to bound.
+ * socket holds unsent (`bufferedAmount`) is the Session's to bound. app.ts hands it the upgrades
+ * to /ws that passed the Origin check (origin.ts).
  */
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { UploadHubError, toHubError } from '../../shared/errors.js';
@@ -20,15 +21,8 @@ function toBytes(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-export function webSocketTransport({ hub, server, logger }: TransportContext): Transport {
+export function webSocketTransport({ hub, logger }: TransportContext): Transport {
   const wss = new WebSocketServer({ noServer: true, maxPayload: derivedLimits(hub.options).wsMaxPayload, perMessageDeflate: false });
-
-  const onUpgrade = (request: import('node:http').IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (path !== WS_PATH) return; // another transport's (Socket.IO's) upgrade
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
-  };
-  server.on('upgrade', onUpgrade);
 
   wss.on('connection', (ws: WebSocket) => {
     ws.on('error', (error) => logger.debug({ err: error }, 'websocket error'));
@@ -85,9 +79,11 @@ export function webSocketTransport({ hub, server, logger }: TransportContext): T
   return {
     name: 'ws',
     ownsUpgrade: (pathname) => pathname === WS_PATH,
+    handleUpgrade(request, socket, head) {
+      wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    },
     connections: () => wss.clients.size,
     async close() {
-      server.off('upgrade', onUpgrade);
       const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
       for (const ws of wss.clients) ws.close(shutdown.closeCode, shutdown.code);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
