@@ -15,6 +15,7 @@ import { UploadHub, type UploadHubInit } from './core/UploadHub.js';
 import { createLogger } from './logger.js';
 import { resolveOptions } from './config.js';
 import { configureAccess } from './auth/access.js';
+import { accessLog, logUpgrade } from './transports/http/accessLog.js';
 import type { Transport, TransportFactory } from './transports/Transport.js';
 import { webSocketTransport } from './transports/ws.js';
 import { socketIoTransport } from './transports/socketio.js';
@@ -60,7 +61,9 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   }
   const app = express();
   app.disable('x-powered-by');
+  app.use(accessLog(logger));
   const server = createServer(app);
+  server.on('upgrade', (request) => logUpgrade(logger, request));
   const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
   // The one place upgrades are routed: to the transport that owns the path, once the upgrade
   // has passed the Origin check (before any WebSocket exists, so a refused page gets a 403 and

@@ -8,7 +8,8 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import { Writable } from 'node:stream';
 import { createHubServer, type HubServer, type HubServerInit } from '../server/app.js';
 import { UploadClient } from '../client/node.js';
 import type { UploadClientOptions } from '../client/UploadClient.js';
@@ -106,4 +107,21 @@ export async function mountTmpfs(sizeBytes: number): Promise<string | undefined>
     await rm(dir, { recursive: true, force: true });
   });
   return dir;
+}
+
+/** A pino logger whose JSON lines the test can read and wait on. */
+export function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>>; next(msg: string): Promise<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ msg: string; resolve: (line: Record<string, unknown>) => void }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n').filter(Boolean)) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        lines.push(line);
+        for (const waiter of [...waiters]) if (line.msg === waiter.msg) waiters.splice(waiters.indexOf(waiter), 1) && waiter.resolve(line);
+      }
+      callback();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines, next: (msg) => new Promise((resolve) => waiters.push({ msg, resolve })) };
 }

@@ -123,6 +123,8 @@ export class UploadHub {
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly saver: RecordSaver;
+  /** One line per lifecycle step of each upload, with its id. */
+  private readonly logger: Logger | undefined;
   /** Windows from each upload's measured rate, sharing maxBufferedBytes among attached uploads. */
   private readonly flow: FlowControl;
   private started = false;
@@ -137,6 +139,7 @@ export class UploadHub {
     this.events = new EventBus(this.options.eventHistorySize);
     this.flow = new FlowControl(this.options);
     const logger = init.logger;
+    this.logger = logger;
     this.saver = new RecordSaver(this.store, {
       onFailure: (error, uploadId, attempt) => logger?.error({ uploadId, code: error.code, attempt, err: error.message }, 'saving the upload record failed; retrying'),
       onRecovered: (uploadId) => logger?.info({ uploadId }, 'upload record saved after retries'),
@@ -266,6 +269,7 @@ export class UploadHub {
     const live = this.track(record, 0);
     const status = this.statusOf(live);
     this.publish({ type: 'created', uploadId: record.id, upload: status });
+    this.logger?.info({ uploadId: record.id, owner: record.owner, name: record.name, size: record.size, mimeType: record.mimeType }, 'upload created');
     return status;
   }
 
@@ -719,6 +723,7 @@ export class UploadHub {
     // A failure is retried and reported by the saver (health, log); nobody waits on this one.
     this.saver.save(record).catch(() => undefined);
     this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
+    this.logger?.info({ uploadId: record.id, state, ...(state === 'uploaded' ? { bytes: live.upload.committed } : {}) }, `upload ${state}`);
   }
 
   /**
@@ -744,6 +749,20 @@ export class UploadHub {
       return;
     }
     this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
+    this.logEnd(live);
+  }
+
+  private logEnd(live: Live): void {
+    if (!this.logger) return;
+    const record = live.upload.record;
+    const durationMs = Math.max(0, record.updatedAt - record.createdAt);
+    if (record.state === 'completed') {
+      const bytesPerSecond = durationMs > 0 ? Math.round((record.size * 1000) / durationMs) : null;
+      this.logger.info({ uploadId: record.id, size: record.size, durationMs, bytesPerSecond, sha256: record.sha256 }, 'upload completed');
+    } else {
+      const error = record.error ?? { code: record.state === 'cancelled' ? 'ERR_CANCELLED' : 'ERR_EXPIRED', message: '' };
+      this.logger.info({ uploadId: record.id, bytes: live.upload.committed, durationMs, code: error.code, reason: error.message, ...(record.stage === undefined ? {} : { stage: record.stage }) }, `upload ${record.state}`);
+    }
   }
 
   /** Copies what the record carries of the live upload, before a save. */

@@ -8,8 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Role } from '../../server/core/auth.js';
 import { newToken } from '../../server/auth/TokensFile.js';
@@ -17,7 +15,7 @@ import { createHubServer } from '../../server/app.js';
 import type { UploadStatus } from '../../shared/messages.js';
 import type { UploadProgress } from '../../client/UploadClient.js';
 import type { RequestMessage } from '../../client/connection/ClientConnection.js';
-import { onCleanup, startClient, startHub, tempDir, waitFor } from '../helpers.js';
+import { capturedLogger, onCleanup, startClient, startHub, tempDir, waitFor } from '../helpers.js';
 import { gatedStream, openConnection, TRANSPORT_NAMES } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -33,23 +31,6 @@ async function tokensFile(principals: Record<string, Role>): Promise<{ path: str
   const path = join(await tempDir(), 'tokens.json');
   await writeFile(path, JSON.stringify(entries));
   return { path, tokens };
-}
-
-/** A pino logger whose JSON lines the test can read and wait on. */
-function capturedLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>>; next(msg: string): Promise<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ msg: string; resolve: (line: Record<string, unknown>) => void }> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n').filter(Boolean)) {
-        const line = JSON.parse(text) as Record<string, unknown>;
-        lines.push(line);
-        for (const waiter of [...waiters]) if (line.msg === waiter.msg) waiters.splice(waiters.indexOf(waiter), 1) && waiter.resolve(line);
-      }
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines, next: (msg) => new Promise((resolve) => waiters.push({ msg, resolve })) };
 }
 
 async function setup() {
