@@ -110,18 +110,28 @@ export async function mountTmpfs(sizeBytes: number): Promise<string | undefined>
 }
 
 /** A pino logger whose JSON lines the test can read and wait on. */
-export function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>>; next(msg: string): Promise<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ msg: string; resolve: (line: Record<string, unknown>) => void }> = [];
+export function capturedLogger(): {
+  logger: Logger;
+  lines: Array<Record<string, unknown>>;
+  /** The next line with this `msg` (and passing `test`), from now on. */
+  next(msg: string, test?: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+} {
+  type Line = Record<string, unknown>;
+  const lines: Line[] = [];
+  const waiters: Array<{ msg: string; test: (line: Line) => boolean; resolve: (line: Line) => void }> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       for (const text of chunk.toString().split('\n').filter(Boolean)) {
         const line = JSON.parse(text) as Record<string, unknown>;
         lines.push(line);
-        for (const waiter of [...waiters]) if (line.msg === waiter.msg) waiters.splice(waiters.indexOf(waiter), 1) && waiter.resolve(line);
+        for (const waiter of [...waiters]) {
+          if (line.msg !== waiter.msg || !waiter.test(line)) continue;
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
       }
       callback();
     },
   });
-  return { logger: pino({ level: 'info' }, sink), lines, next: (msg) => new Promise((resolve) => waiters.push({ msg, resolve })) };
+  return { logger: pino({ level: 'info' }, sink), lines, next: (msg, test = () => true) => new Promise((resolve) => waiters.push({ msg, test, resolve })) };
 }

@@ -26,7 +26,8 @@ describe('logs', () => {
     onCleanup(() => hub.close());
 
     // A watcher with the token in the query (as EventSource must), then uploads over both sockets.
-    const watcher = readNdjson(await fetch(`${hub.url}/api/events?token=${encodeURIComponent(alice.token)}`, { headers: { accept: 'application/x-ndjson' } }));
+    const stopWatching = new AbortController();
+    const watcher = readNdjson(await fetch(`${hub.url}/api/events?token=${encodeURIComponent(alice.token)}`, { headers: { accept: 'application/x-ndjson' }, signal: stopWatching.signal }));
     const ws = startClient({ url: hub.url, transport: 'ws', token: alice.token });
     const sio = startClient({ url: hub.url, transport: 'socket.io', token: alice.token });
     const completed = await ws.upload(randomBytes(2 * MiB), { name: 'done.bin' }).done;
@@ -41,7 +42,11 @@ describe('logs', () => {
     await ended;
     await fetch(`${hub.url}/api/uploads/${completed.id}`, { headers: { cookie: `upload_hub_token=${alice.token}` } });
     await fetch(`${hub.url}/api/uploads/${completed.id}`, { headers: { authorization: `Bearer ${alice.token}` } });
+    // A stream's line is written when it ends.
+    const streamLogged = log.next('http request', (line) => String(line.url).startsWith('/api/events'));
+    stopWatching.abort();
     watcher.end();
+    expect(await streamLogged).toMatchObject({ url: '/api/events?token=[REDACTED]', method: 'GET', status: 200 });
 
     const about = (id: string) => log.lines.filter((line) => line.uploadId === id).map((line) => line.msg);
     expect(about(completed.id)).toEqual(['upload created', 'upload uploaded', 'upload completed']);
