@@ -24,6 +24,12 @@ function exitWhenWritten(code: number): void {
   process.stderr.write('', written);
 }
 
+// A reader that went away (`upload-hub ls | head -1`) is not a failure of ours: stop quietly,
+// not with an EPIPE stack trace. Uploads under way stay resumable on the hub.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => process.exit(error.code === 'EPIPE' ? EXIT.OK : EXIT.FAILED));
+}
+
 runCli(process.argv.slice(2)).then(
   (code) => {
     if (code !== undefined) exitWhenWritten(code);

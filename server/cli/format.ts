@@ -55,9 +55,11 @@ const DURATIONS: ReadonlyArray<[number, string]> = [[3_600_000, 'h'], [60_000, '
 
 /**
  * An option's default as `serve --help` shows it: the number as typed, then what it means when
- * that is not obvious. 10737418240 bytes -> "10737418240 = 10 GiB"; 86400000 ms -> "86400000 = 24 h".
+ * that is not obvious. 10737418240 bytes -> "10737418240 = 10 GiB"; 86400000 ms -> "86400000 = 24 h";
+ * a list as it is typed (comma-separated), an empty one "none".
  */
 export function formatDefault(value: unknown, unit: string | undefined): string {
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
   if (typeof value !== 'number') return JSON.stringify(value);
   if ((unit === 'bytes' || unit === 'bytes/s') && value >= 1024) {
     return `${value} = ${formatBytes(value)}${unit === 'bytes/s' ? '/s' : ''}`;

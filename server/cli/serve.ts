@@ -16,9 +16,15 @@ import { DataDirError } from '../store/DataDirLock.js';
 import { CliError, usageError } from './errors.js';
 import { formatDefault } from './format.js';
 
+/** How --help writes the flag: `--max-file-size <bytes>`, `--insecure`. */
+export function flagOf(spelling: OptionSpelling): string {
+  return spelling.kind === 'boolean' ? `--${spelling.flag}` : `--${spelling.flag} <${spelling.placeholder}>`;
+}
+
 function optionFlag(spelling: OptionSpelling): Option {
-  const flag = spelling.kind === 'boolean' ? `--${spelling.flag}` : `--${spelling.flag} <${spelling.placeholder}>`;
-  const option = new Option(flag, spelling.description).default(spelling.defaultValue, formatDefault(spelling.defaultValue, spelling.unit));
+  const option = new Option(flagOf(spelling), spelling.description);
+  // An option without a default (unset means off) shows none.
+  if (spelling.defaultValue !== undefined) option.default(spelling.defaultValue, formatDefault(spelling.defaultValue, spelling.unit));
   // Shown in --help; the value commander reads from it is ignored (see serveOptions).
   option.envVar = spelling.env;
   return option;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPTION_SPELLINGS } from '../../server/config.js';
 import { formatDefault } from '../../server/cli/format.js';
+import { flagOf } from '../../server/cli/serve.js';
 import type { UploadStatus } from '../../shared/messages.js';
 import { randomFile, sha256File, startClient, startHub, tempDir } from '../helpers.js';
 import { hasScript, ndjson, repo, startCli, watchChild } from './cli-helpers.js';
@@ -141,7 +142,8 @@ describe('upload-hub serve --help', () => {
     expect(exited.code).toBe(0);
     const help = exited.stdout.replace(/\s+/g, ' ');
     for (const spelling of OPTION_SPELLINGS) {
-      expect(help, spelling.key).toContain(`--${spelling.flag} <${spelling.placeholder}> ${spelling.description} (default: ${formatDefault(spelling.defaultValue, spelling.unit)}, env: ${spelling.env})`);
+      const shown = spelling.defaultValue === undefined ? `(env: ${spelling.env})` : `(default: ${formatDefault(spelling.defaultValue, spelling.unit)}, env: ${spelling.env})`;
+      expect(help, spelling.key).toContain(`${flagOf(spelling)} ${spelling.description} ${shown}`);
     }
     expect(help).toContain('--no-processing');
     expect(help).toContain('--max-file-size <bytes> largest file accepted (default: 10737418240 = 10 GiB, env: MAX_FILE_SIZE)');
