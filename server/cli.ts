@@ -5,6 +5,7 @@
  *   send FILE...     upload files with bars or NDJSON; Ctrl-C      server/cli/send.ts
  *   status ID, ls, cancel ID...   the REST routes                 server/cli/inspect.ts
  *   watch            follow every upload live                      server/cli/watch.ts
+ *   token            a new token and its tokens-file entry         server/cli/token.ts
  *
  * Every way it ends is an exit code (server/cli/errors.ts, the README's table): commander's own
  * usage errors are turned into one `upload-hub: ...` line and exit 2, not its exit 1.
@@ -17,10 +18,11 @@ import { cancel, collectStates, list, status, type ListFlags, type OutputFlags }
 import { collectMetadata, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, parseConcurrency, send, type SendFlags } from './cli/send.js';
 import { serveCommand } from './cli/serve.js';
 import { watch } from './cli/watch.js';
+import { parseRole, token, type TokenFlags } from './cli/token.js';
 
 export { CliError, EXIT } from './cli/errors.js';
 
-const COMMANDS = ['serve', 'send', 'status', 'ls', 'cancel', 'watch', 'help'];
+const COMMANDS = ['serve', 'send', 'status', 'ls', 'cancel', 'watch', 'token', 'help'];
 
 /** --url, --token, --transport: the same on every client command. */
 function withHub(command: Command, transport: boolean): Command {
@@ -84,6 +86,11 @@ function program(env: NodeJS.ProcessEnv, finish: (code: number | undefined) => v
   withHub(root.command('watch').description('follow every upload the token may see, live, until Ctrl-C'), true)
     .option('--json', 'NDJSON (a snapshot, then every event) even on a terminal (the default when stdout is not one)')
     .action(async (flags: OutputFlags) => finish(await watch(flags, env)));
+
+  root.command('token').description('make a new random token and print it with the line to add to the tokens file (TOKENS_FILE)')
+    .requiredOption('--id <id>', 'the principal the token stands for (uploads record it as their owner)')
+    .addOption(new Option('--role <role>', 'uploader (creates, sees its own), watcher (sees all, changes nothing) or admin (everything)').argParser(parseRole).default('uploader'))
+    .action((flags: TokenFlags) => finish(token(flags)));
 
   for (const command of root.commands) if (command.name() !== 'serve') houseOutput(command, `upload-hub ${command.name()} --help`);
   return root;

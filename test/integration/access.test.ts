@@ -215,6 +215,33 @@ describe('tokens file', () => {
   });
 });
 
+describe('upload-hub token', () => {
+  it('prints a new token and the tokens-file entry that admits it with its role', async () => {
+    const { execFile } = await import('node:child_process');
+    const run = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], { cwd: new URL('../..', import.meta.url).pathname }, (error, stdout, stderr) => {
+        resolve({ code: error ? (error as { code?: number }).code ?? 1 : 0, stdout, stderr });
+      });
+    });
+    const made = await run(['token', '--id', 'wendy', '--role', 'watcher']);
+    expect(made.code).toBe(0);
+    const [token, entryLine] = made.stdout.trim().split('\n') as [string, string];
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(JSON.parse(entryLine)).toEqual({ id: 'wendy', role: 'watcher', tokenSha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(entryLine).not.toContain(token);
+
+    const path = join(await tempDir(), 'tokens.json');
+    await writeFile(path, `[${entryLine}]`);
+    const hub = await startHub({ options: { tokensFile: path } });
+    const wendy = await openConnection('ws', hub.url, token);
+    expect((await wendy.connection.request({ type: 'watch' })).uploads).toEqual([]);
+    await expect(wendy.connection.request({ type: 'create', name: 'x', size: 1 })).rejects.toMatchObject({ code: 'ERR_FORBIDDEN' });
+
+    expect((await run(['token', '--id', 'x', '--role', 'root'])).code).toBe(2);
+    expect((await run(['token'])).code).toBe(2);
+  });
+});
+
 describe('a hub without tokens', () => {
   it('refuses to listen on a non-loopback host unless insecure', async () => {
     await expect(startHub({ options: { host: '0.0.0.0' } })).rejects.toThrow(/^HOST 0\.0\.0\.0 is not a loopback address and no tokens are configured/);
