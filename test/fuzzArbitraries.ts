@@ -58,18 +58,26 @@ export const createMessage = fc.record(
   },
   { requiredKeys: ['type', 'reqId', 'name', 'size'] },
 );
-export const resumeMessage = fc.record({ type: fc.constant('resume' as const), reqId, uploadId });
-export const cancelMessage = fc.record({ type: fc.constant('cancel' as const), reqId, uploadId }, { requiredKeys: ['type', 'uploadId'] });
-export const watchMessage = fc.record(
-  { type: fc.constant('watch' as const), reqId, uploadIds: fc.array(uploadId, { maxLength: 5 }), since: fc.maxSafeNat() },
-  { requiredKeys: ['type'] },
-);
-export const unwatchMessage = fc.record({ type: fc.constant('unwatch' as const), uploadIds: fc.array(uploadId, { maxLength: 5 }) }, { requiredKeys: ['type'] });
-export const pingMessage = fc.record({ type: fc.constant('ping' as const), t: finiteNumber });
+/**
+ * Every client message, with upload ids from `ids`: a transport test passes a placeholder it
+ * replaces with the ids of uploads it created, so resume, cancel and watch meet real uploads.
+ */
+export function clientMessages(ids: fc.Arbitrary<string> = uploadId): fc.Arbitrary<ClientMessage> {
+  return fc.oneof(
+    helloMessage,
+    createMessage,
+    fc.record({ type: fc.constant('resume' as const), reqId, uploadId: ids }),
+    fc.record({ type: fc.constant('cancel' as const), reqId, uploadId: ids }, { requiredKeys: ['type', 'uploadId'] }),
+    fc.record(
+      { type: fc.constant('watch' as const), reqId, uploadIds: fc.array(ids, { maxLength: 5 }), since: fc.maxSafeNat() },
+      { requiredKeys: ['type'] },
+    ),
+    fc.record({ type: fc.constant('unwatch' as const), uploadIds: fc.array(ids, { maxLength: 5 }) }, { requiredKeys: ['type'] }),
+    fc.record({ type: fc.constant('ping' as const), t: finiteNumber }),
+  );
+}
 
-export const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
-  helloMessage, createMessage, resumeMessage, cancelMessage, watchMessage, unwatchMessage, pingMessage,
-);
+export const clientMessage: fc.Arbitrary<ClientMessage> = clientMessages();
 
 // ---------------------------------------------------------------------------------------------
 // Server messages
@@ -257,5 +265,20 @@ export function mutatedFrame(frame: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint
           return longer;
         }
       }
+    });
+}
+
+/** Bytes with a few changed, cut short, or with bytes spliced in: a damaged body. */
+export function mutatedBytes(source: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
+  return fc
+    .tuple(source, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.constantFrom('flip', 'truncate', 'splice'), fc.uint8Array({ minLength: 1, maxLength: 32 }))
+    .map(([original, edits, how, extra]) => {
+      const bytes = Uint8Array.from(original);
+      if (bytes.byteLength === 0) return extra;
+      const at = (edits[0]?.[0] ?? 0) % bytes.byteLength;
+      if (how === 'truncate') return bytes.subarray(0, at);
+      if (how === 'splice') return Uint8Array.from([...bytes.subarray(0, at), ...extra, ...bytes.subarray(at)]);
+      for (const [where, value] of edits) bytes[where % bytes.byteLength] = value;
+      return bytes;
     });
 }

@@ -81,13 +81,26 @@ export interface ChildHub {
   process: ChildProcess;
   url: string;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** The last 64 KiB the hub wrote to stdout and stderr: what it said before it died. */
+  output(): string;
 }
 
+export interface SpawnHubOptions {
+  /** More environment variables: hub options (`MAX_MESSAGE_BYTES`), LOG_LEVEL. */
+  env?: Record<string, string>;
+  /** Run the default processing stages. Default false (`--no-processing`). */
+  processing?: boolean;
+}
+
+const CHILD_OUTPUT_BYTES = 64 * 1024;
+
 /** `upload-hub serve` in a child process; resolves once it logs that it listens. */
-export async function spawnHub(dataDir: string, port: number): Promise<ChildHub> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', 'serve', '--port', String(port), '--data-dir', dataDir, '--no-processing'], {
+export async function spawnHub(dataDir: string, port: number, options: SpawnHubOptions = {}): Promise<ChildHub> {
+  const args = ['--import', 'tsx', 'server/main.ts', 'serve', '--port', String(port), '--data-dir', dataDir];
+  if (options.processing !== true) args.push('--no-processing');
+  const child = spawn(process.execPath, args, {
     cwd: new URL('..', import.meta.url).pathname,
-    env: { ...process.env, LOG_LEVEL: 'info' },
+    env: { ...process.env, LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = once(child, 'exit');
@@ -98,15 +111,22 @@ export async function spawnHub(dataDir: string, port: number): Promise<ChildHub>
   };
   onCleanup(() => kill());
   let output = '';
+  const keep = (data: Buffer) => {
+    output += data.toString();
+    if (output.length > CHILD_OUTPUT_BYTES) output = output.slice(-CHILD_OUTPUT_BYTES);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (data: Buffer) => {
-      output += data.toString();
-      if (output.includes('"port"')) resolve();
-    });
-    child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+    const listening = () => {
+      if (!output.includes('"port"')) return;
+      child.stdout?.off('data', listening);
+      resolve();
+    };
+    child.stdout?.on('data', listening);
     child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening:\n${output}`)));
   });
-  return { process: child, url: `http://127.0.0.1:${port}`, kill };
+  return { process: child, url: `http://127.0.0.1:${port}`, kill, output: () => output };
 }
 
 /**

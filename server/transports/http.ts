@@ -17,6 +17,7 @@ import { requestDeadline } from './http/bodyTimeouts.js';
 import { allEventsHandler, uploadEventsHandler } from './http/events.js';
 import { StreamSet } from './http/EventStream.js';
 import { multipartHandler } from './http/multipart.js';
+import { jsonErrors, noRoute } from './http/respond.js';
 import { restRoutes } from './http/rest.js';
 import { originGuard } from './origin.js';
 import type { Transport, TransportContext } from './Transport.js';
@@ -53,6 +54,10 @@ export function httpTransport({ hub, server, app }: TransportContext): HttpTrans
   api.get('/events', allEventsHandler(context));
   api.get('/uploads/:id/events', uploadEventsHandler(context));
   api.use(restRoutes(hub));
+  // What no route took, and errors of the routes above that are not inside restRoutes' router
+  // (a path parameter that does not decode on /uploads/:id/events), are JSON with a code too.
+  api.use(noRoute);
+  api.use(jsonErrors);
   app.use(API_PATH, api);
 
   const metrics = mountMetrics(app, hub, { watcherStreams: () => streams.size, healthy: () => !closing });

@@ -46,6 +46,11 @@ function openStream(context: EventRouteContext, req: Request, res: Response, pri
   // From here on everything is synchronous: no event can be published between the snapshot
   // (or replay) and the subscription, so none is lost or sent twice.
   const statuses: UploadStatus[] | undefined = watched?.map((id) => hub.status(principal, id));
+  if (req.method === 'HEAD') {
+    // Node sends a HEAD's headers only when it ends, never on a write: a stream would hang it.
+    res.status(200).type(`${streamFormat(req) === 'sse' ? SSE_CONTENT_TYPE : NDJSON_CONTENT_TYPE}; charset=utf-8`).end();
+    return;
+  }
   const ids = watched === undefined ? undefined : new Set(watched);
   const accepts = (event: HubEvent): boolean => (ids === undefined || ids.has(event.uploadId)) && hub.canSee(principal, event.uploadId);
   const lastEventId = lastEventIdOf(req);

@@ -34,16 +34,25 @@ export function uploadIdParam(req: Request): string {
   return id;
 }
 
-/** Maps body-parser failures (bad JSON, body too large) to the hub's codes. */
+/**
+ * Maps body-parser failures (bad JSON, body too large) to the hub's codes, and any other error
+ * express or body-parser raised for the request itself (a path that does not decode, a body that
+ * does not inflate: a 4xx `status`) to ERR_BAD_MESSAGE rather than ERR_INTERNAL.
+ */
 export function jsonErrors(error: unknown, _req: Request, res: Response, next: NextFunction): void {
   if (res.headersSent) {
     next(error);
     return;
   }
-  const type = (error as { type?: unknown } | undefined)?.type;
+  const { type, status } = (error ?? {}) as { type?: unknown; status?: unknown };
   if (type === 'entity.too.large') sendError(res, new UploadHubError('ERR_MESSAGE_TOO_LARGE'));
   else if (type === 'entity.parse.failed') sendError(res, new UploadHubError('ERR_BAD_MESSAGE', 'Body is not valid JSON'));
   else if (error instanceof UploadHubError) sendError(res, error);
-  else if (typeof type === 'string') sendError(res, new UploadHubError('ERR_BAD_MESSAGE', (error as Error).message));
+  else if (typeof type === 'string' || (typeof status === 'number' && status >= 400 && status < 500)) sendError(res, new UploadHubError('ERR_BAD_MESSAGE', (error as Error).message));
   else sendError(res, error);
+}
+
+/** The answer under /api when no route takes the request: a coded 404 like every other error, not express's HTML page. */
+export function noRoute(req: Request, res: Response): void {
+  sendError(res, new UploadHubError('ERR_NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}`));
 }
