@@ -6,25 +6,39 @@
  * @example
  * const client = new UploadClient({ url: 'http://127.0.0.1:3000' });
  * const upload = client.upload(file, { onProgress: (p) => (bar.value = p.percent) });
+ * pauseButton.onclick = () => upload.pause();
  * const { sha256, result } = await upload.done;
  */
 import { UploadHubError, toHubError } from '../shared/errors.js';
 import { isTerminalState, type ErrorMessage, type HubEvent, type JsonValue, type LogLevel, type Phase, type UploadStatus } from '../shared/messages.js';
 import { Emitter } from './Emitter.js';
 import type { ClientConnection, ConnectionFactory } from './connection/ClientConnection.js';
+import { fingerprintOfSource, type FingerprintStore } from './fingerprint.js';
 import { portableSource, unsupportedSource, type ChunkSource } from './sources.js';
-import { UploadTask } from './UploadTask.js';
+import { UploadTask, type StartPlan, type TaskHooks } from './UploadTask.js';
 import { Watcher } from './Watcher.js';
 
 export type TransportName = 'ws' | 'socket.io';
+
+/**
+ * A token, or a function that returns the current one: it is called on every connect and
+ * reconnect, so a token that expires mid-upload is replaced by a fresh one. A function that
+ * throws is retried like a connection that did not open (up to maxReconnectAttempts); one that
+ * throws an UploadHubError('ERR_UNAUTHORIZED') fails the uploads at once.
+ */
+export type TokenOption = string | (() => string | Promise<string>);
 
 export interface UploadClientOptions {
   /** The hub's http(s) base URL, e.g. http://127.0.0.1:3000. */
   url: string;
   /** Default 'ws'. */
   transport?: TransportName;
-  /** Sent in hello (ws) or the handshake (Socket.IO) to the hub's authenticate hook. */
-  token?: string;
+  /**
+   * Sent in hello (ws) or the handshake (Socket.IO) to the hub's authenticate hook. A function
+   * is asked again on every (re)connect. The hub refusing it on a reconnect fails the pending
+   * uploads with ERR_UNAUTHORIZED (no retry).
+   */
+  token?: TokenOption;
   /**
    * Attempts to (re)connect, after a dropped connection or a first one that never opened, before
    * uploads fail with ERR_CONNECTION_LOST. Default 10. 0 never.
@@ -36,6 +50,12 @@ export interface UploadClientOptions {
   maxReconnectDelayMs?: number;
   /** How long opening a connection, or a request (create, resume, watch), may wait for its reply, in ms. Default 30000. */
   requestTimeoutMs?: number;
+  /**
+   * Opt-in: remembers unfinished uploads by file fingerprint (name, size, last-modified, sha256
+   * of the first 64 KiB), so uploading the same file again to the same hub resumes it.
+   * localStorageFingerprints() in browsers, fileFingerprints() in Node. Default: none.
+   */
+  fingerprints?: FingerprintStore;
 }
 
 export interface UploadOptions {
@@ -52,6 +72,11 @@ export interface UploadOptions {
   size?: number;
   /** Aborting cancels the upload (on the hub too). */
   signal?: AbortSignal;
+  /**
+   * With a fingerprint store: look the file up and resume its unfinished upload. Default true.
+   * false always creates a new upload (which is remembered all the same).
+   */
+  resume?: boolean;
   onProgress?: (progress: UploadProgress) => void;
   onLog?: (line: UploadLogLine) => void;
 }
@@ -88,8 +113,17 @@ export interface UploadResult {
 }
 
 export type UploadEvents = {
-  /** The hub assigned the upload its id. */
+  /** The upload's id is known: the hub created it, or (resumeUpload, a fingerprint) found it to resume. */
   created: (id: string) => void;
+  /**
+   * The hub took the upload on a connection (created, resumed, or after a reconnect or a
+   * pause): sending continues from `offset`, its committed offset.
+   */
+  attached: (offset: number) => void;
+  /** pause() took effect: every chunk sent has been answered, nothing more is sent. */
+  paused: () => void;
+  /** resume() after `paused`. */
+  resumed: () => void;
   progress: (progress: UploadProgress) => void;
   stage: (stage: string, index: number, count: number) => void;
   log: (line: UploadLogLine) => void;
@@ -97,15 +131,25 @@ export type UploadEvents = {
   event: (event: HubEvent) => void;
 };
 
-/** What `upload()` returns. */
+/** What `upload()` and `resumeUpload()` return. */
 export interface UploadHandle {
-  /** The upload's id once created (see the `created` event). */
+  /** The upload's id once created (see the `created` event); resumeUpload's at once. */
   readonly id: string | undefined;
   readonly progress: UploadProgress;
   readonly done: Promise<UploadResult>;
+  /** Whether pause() is in force (false again after resume(), and once the upload has ended). */
+  readonly paused: boolean;
   on<K extends keyof UploadEvents>(name: K, listener: UploadEvents[K]): () => void;
-  /** Cancels on the hub too; resolves once the upload has ended. */
+  /** Cancels on the hub too (paused or not); resolves once the upload has ended. */
   cancel(): Promise<void>;
+  /**
+   * Stops sending after the chunks in flight (`paused` follows once they are answered). The hub
+   * keeps the upload resumable however long the pause: no byte is lost. Processing, once
+   * started, is not paused, and `done` still settles when it ends. Idempotent.
+   */
+  pause(): void;
+  /** Continues from the hub's committed offset (sends `resume`). Idempotent. */
+  resume(): void;
 }
 
 /** How a platform turns what the caller passed into a ChunkSource. */
@@ -137,7 +181,7 @@ type ClientEvents = {
 };
 
 export class UploadClient extends Emitter<ClientEvents> {
-  readonly options: Required<Omit<UploadClientOptions, 'token'>> & { token: string | undefined };
+  readonly options: Required<Omit<UploadClientOptions, 'token' | 'fingerprints'>> & { token: TokenOption | undefined; fingerprints: FingerprintStore | undefined };
   /** Uploads and watchers that need the connection, to be resumed after a reconnect. */
   private readonly tasks = new Set<UploadTask>();
   private readonly watchers = new Set<Watcher>();
@@ -150,7 +194,7 @@ export class UploadClient extends Emitter<ClientEvents> {
 
   constructor(options: UploadClientOptions, private readonly platform: ClientPlatform) {
     super();
-    this.options = { ...DEFAULTS, ...options, token: options.token };
+    this.options = { ...DEFAULTS, ...options, token: options.token, fingerprints: options.fingerprints };
     if (!platform.connections[this.options.transport]) {
       throw new UploadHubError('ERR_SOURCE', `Transport ${this.options.transport} is not available on this platform`);
     }
@@ -162,16 +206,35 @@ export class UploadClient extends Emitter<ClientEvents> {
    */
   upload(source: unknown, options: UploadOptions = {}): UploadHandle {
     this.assertOpen();
-    const task = new UploadTask(this, options);
-    this.tasks.add(task);
-    void task.done.then(
-      () => this.tasks.delete(task),
-      () => this.tasks.delete(task),
-    );
-    void this.platform.resolveSource(source, options).then(
-      (resolved) => task.start(resolved),
-      (error: unknown) => task.fail(toHubError(error, 'ERR_SOURCE')),
-    );
+    const remembered = new Remembered(this.options.fingerprints, hubKey(this.options.url));
+    const task = this.track(new UploadTask(this, options, remembered.hooks));
+    void this.begin(task, source, options, async (resolved) => {
+      if (!(await remembered.fingerprint(resolved, options.name)) || options.resume === false) return {};
+      const entry = await remembered.lookup();
+      // One upload is written by one task: the same file twice at once gets two uploads.
+      if (!entry || [...this.tasks].some((other) => other.id === entry.uploadId)) return {};
+      return { uploadId: entry.uploadId, orCreate: true };
+    });
+    return task;
+  }
+
+  /**
+   * Continues upload `id`, created earlier by this or another process (another tab, a run
+   * that was killed), from the hub's committed offset. `source` must be the same file.
+   * `done` rejects with ERR_NOT_FOUND when the hub does not have the upload (or it is another
+   * principal's), ERR_UPLOAD_STATE when it has ended, ERR_SIZE_MISMATCH (before any byte is
+   * sent) when the source is of another size.
+   *
+   * @example const handle = client.resumeUpload(entry.uploadId, file);
+   */
+  resumeUpload(id: string, source: unknown, options: UploadOptions = {}): UploadHandle {
+    this.assertOpen();
+    const remembered = new Remembered(this.options.fingerprints, hubKey(this.options.url));
+    const task = this.track(new UploadTask(this, options, remembered.hooks, id));
+    void this.begin(task, source, options, async (resolved) => {
+      await remembered.fingerprint(resolved, options.name);
+      return { uploadId: id };
+    });
     return task;
   }
 
@@ -205,6 +268,32 @@ export class UploadClient extends Emitter<ClientEvents> {
 
   // ------------------------------------------------------------------------------------------
   // For UploadTask and Watcher
+
+  private track(task: UploadTask): UploadTask {
+    this.tasks.add(task);
+    void task.done.then(
+      () => this.tasks.delete(task),
+      () => this.tasks.delete(task),
+    );
+    return task;
+  }
+
+  /** Resolves the source, decides how the task starts, and starts it. */
+  private async begin(task: UploadTask, source: unknown, options: UploadOptions, plan: (resolved: ChunkSource) => Promise<StartPlan>): Promise<void> {
+    let resolved: ChunkSource;
+    try {
+      resolved = await this.platform.resolveSource(source, options);
+    } catch (error) {
+      return task.fail(toHubError(error, 'ERR_SOURCE'));
+    }
+    let how: StartPlan;
+    try {
+      how = await plan(resolved);
+    } catch (error) {
+      return task.fail(toHubError(error, 'ERR_SOURCE'));
+    }
+    await task.start(resolved, how);
+  }
 
   /**
    * The open connection, opening one if needed. One attempt: when it fails and may succeed
@@ -256,9 +345,11 @@ export class UploadClient extends Emitter<ClientEvents> {
 
   private async openOnce(): Promise<ClientConnection> {
     const factory = this.platform.connections[this.options.transport] as ConnectionFactory;
+    const token = await this.currentToken();
+    if (this.closed) throw new UploadHubError('ERR_CONNECTION_LOST', 'Client closed');
     const connection = factory({
       url: this.options.url,
-      ...(this.options.token === undefined ? {} : { token: this.options.token }),
+      ...(token === undefined ? {} : { token }),
       requestTimeoutMs: this.options.requestTimeoutMs,
       handlers: {
         event: (event) => this.dispatch(event),
@@ -274,6 +365,21 @@ export class UploadClient extends Emitter<ClientEvents> {
     }
     this.connection = connection;
     return connection;
+  }
+
+  /** The token for the next connection: the option, or what its function answers now. */
+  private async currentToken(): Promise<string | undefined> {
+    const option = this.options.token;
+    if (typeof option !== 'function') return option;
+    let token: unknown;
+    try {
+      token = await option();
+    } catch (error) {
+      if (error instanceof UploadHubError) throw error;
+      throw new UploadHubError('ERR_CONNECTION_LOST', `Could not get a token: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    if (typeof token !== 'string') throw new UploadHubError('ERR_UNAUTHORIZED', `The token function returned ${typeof token}, not a string`);
+    return token;
   }
 
   private onClosed(connection: ClientConnection, reason: UploadHubError): void {
@@ -298,7 +404,7 @@ export class UploadClient extends Emitter<ClientEvents> {
         try {
           const connection = await this.connect();
           this.emit('reconnected');
-          for (const task of [...this.tasks]) void task.resume(connection);
+          for (const task of [...this.tasks]) void task.reconnected(connection);
           for (const watcher of [...this.watchers]) void watcher.start();
           return;
         } catch (error) {
@@ -318,6 +424,92 @@ export class UploadClient extends Emitter<ClientEvents> {
 
   private assertOpen(): void {
     if (this.closed) throw new UploadHubError('ERR_CONNECTION_LOST', 'Client closed');
+  }
+}
+
+/** How long `done` waits for the fingerprint store to record an upload's end, in ms. */
+const STORE_WAIT_MS = 5000;
+
+/** A hub URL as entries compare it (http://host:3000/ and http://host:3000 are one hub). */
+function hubKey(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * One task's part in the fingerprint store: computes the file's fingerprint, finds its
+ * unfinished upload, records the upload the task ends up on, and forgets it once it has ended
+ * on the hub (completed, failed, cancelled, gone) — not when only this client stopped (closed,
+ * gave up reconnecting), since then it is still resumable. A store that fails is ignored: the
+ * upload goes on as if there were none. Its writes run one after another, in order.
+ */
+class Remembered {
+  private key: string | undefined;
+  private name = '';
+  private size = 0;
+  private entryCreatedAt: number | undefined;
+  private writes: Promise<void> = Promise.resolve();
+  readonly hooks: TaskHooks;
+
+  constructor(private readonly store: FingerprintStore | undefined, private readonly url: string) {
+    this.hooks = {
+      adopted: (id) => this.write(async (store, key) => {
+        await store.set({ fingerprint: key, uploadId: id, name: this.name, size: this.size, url: this.url, createdAt: this.entryCreatedAt ?? Date.now() });
+      }),
+      stale: (id) => this.forget(id),
+      ended: (id, onHub) => {
+        if (onHub && id !== undefined) this.forget(id);
+        return this.settled();
+      },
+    };
+  }
+
+  /**
+   * Resolves once every write asked for so far is done, or after STORE_WAIT_MS: `done` waits
+   * for it, so a process that exits when its uploads end leaves the store right.
+   */
+  private settled(): Promise<void> | undefined {
+    if (!this.store || this.key === undefined) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, STORE_WAIT_MS)));
+    return Promise.race([this.writes, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** The fingerprint, when there is a store and the source can be fingerprinted. */
+  async fingerprint(source: ChunkSource, name: string | undefined): Promise<string | undefined> {
+    if (!this.store) return undefined;
+    this.name = name ?? source.name ?? 'upload.bin';
+    this.size = source.size;
+    this.key = await fingerprintOfSource(source, name).catch(() => undefined);
+    return this.key;
+  }
+
+  /** The unfinished upload of this file on this hub, if one is remembered. */
+  async lookup(): Promise<{ uploadId: string } | undefined> {
+    const { store, key } = this;
+    if (!store || key === undefined) return undefined;
+    const entry = await store.get(key).catch(() => undefined);
+    if (!entry || entry.url !== this.url || entry.size !== this.size) return undefined;
+    this.entryCreatedAt = entry.createdAt;
+    return entry;
+  }
+
+  /** Removes the entry if it still names `uploadId` (another run may have replaced it). */
+  private forget(uploadId: string): void {
+    this.entryCreatedAt = undefined;
+    this.write(async (store, key) => {
+      const entry = await store.get(key);
+      if (entry === undefined || entry.uploadId === uploadId) await store.remove(key);
+    });
+  }
+
+  private write(change: (store: FingerprintStore, key: string) => Promise<void>): void {
+    const { store, key } = this;
+    if (!store || key === undefined) return;
+    this.writes = this.writes.then(() => change(store, key)).catch(() => undefined);
   }
 }
 

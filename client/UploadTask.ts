@@ -1,11 +1,16 @@
 /**
- * One upload on the client: creates it, sends chunks within the hub's window, follows acks,
- * rewinds on gaps, resumes from the committed offset after a reconnect, and turns the hub's
- * events into progress and the `done` promise.
+ * One upload on the client: creates it (or resumes one the hub has), sends chunks within the
+ * hub's window, follows acks, rewinds on gaps, pauses and resumes on request, resumes from the
+ * committed offset after a reconnect, and turns the hub's events into progress and the `done`
+ * promise.
+ *
+ * Pausing only stops sending: the upload stays attached until the hub's idle timeout detaches
+ * it (it stays resumable), and resume() attaches it again with `resume`, which answers the
+ * committed offset. So a pause of any length loses nothing and needs no protocol of its own.
  */
 import { UploadHubError, toHubError } from '../shared/errors.js';
 import { MIN_CHUNK_BYTES } from '../shared/frame.js';
-import type { ChunkReply, ErrorMessage, HubEvent } from '../shared/messages.js';
+import { isTerminalState, type AttachedMessage, type ChunkReply, type ErrorMessage, type HubEvent, type UploadStatus } from '../shared/messages.js';
 import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
 import type { ChunkSource } from './sources.js';
@@ -19,6 +24,30 @@ import {
   type UploadProgress,
   type UploadResult,
 } from './UploadClient.js';
+
+/** How a task starts: a new upload, or one the hub has. */
+export interface StartPlan {
+  /** Resume this upload instead of creating one. */
+  uploadId?: string;
+  /**
+   * The upload to resume is a guess (a fingerprint store's): when the hub does not have it, it
+   * has ended, or it is of another size, create a new upload instead of failing.
+   */
+  orCreate?: boolean;
+}
+
+/** What the client learns of a task's upload, for its fingerprint store. */
+export interface TaskHooks {
+  /** The hub took the upload the first time: created, or found and resumed. */
+  adopted?(id: string): void;
+  /** A guessed upload (StartPlan.orCreate) could not be resumed; a new one is created. */
+  stale?(id: string): void;
+  /**
+   * The task ended, on the hub (`onHub`: not resumable any more) or only here. `done` settles
+   * once the promise returned, if any, has.
+   */
+  ended?(id: string | undefined, onHub: boolean): Promise<void> | undefined;
+}
 
 export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   id: string | undefined;
@@ -43,9 +72,24 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   /** The connection a create or resume is under way on. */
   private attachingOn: ClientConnection | undefined;
   private readonly chunkSize: number | undefined;
+  /** An upload id to try resuming before creating one (StartPlan.orCreate). */
+  private guess: string | undefined;
+  /** The hub has taken the upload once (created, or resumed and checked). */
+  private adopted = false;
+  /** The upload's name on the hub. */
+  private hubName: string | undefined;
+  /** Chunks sent and not yet answered (or failed with their connection). */
+  private inFlight = 0;
+  private pauseRequested = false;
+  /** `paused` was emitted for the pause in force, so resume() owes a `resumed`. */
+  private pauseAnnounced = false;
+  /** Bumped on every pause, so a late announcement of an earlier one is dropped. */
+  private pauseGeneration = 0;
+  private hubEnded = false;
 
-  constructor(private readonly client: UploadClient, private readonly options: UploadOptions) {
+  constructor(private readonly client: UploadClient, private readonly options: UploadOptions, private readonly hooks: TaskHooks = {}, uploadId?: string) {
     super();
+    this.id = uploadId;
     this.chunkSize = options.chunkSize;
     this.done = new Promise<UploadResult>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -59,10 +103,29 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     }
   }
 
-  async start(source: ChunkSource): Promise<void> {
+  get paused(): boolean {
+    return this.pauseRequested && !this.finished;
+  }
+
+  /**
+   * Whether the upload ended on the hub (completed, failed, cancelled, expired, or the hub no
+   * longer has it), rather than here (the client closed, the connection was given up, the
+   * source failed): then it is not resumable any more.
+   */
+  get endedOnHub(): boolean {
+    return this.hubEnded;
+  }
+
+  async start(source: ChunkSource, plan: StartPlan = {}): Promise<void> {
     this.source = source;
     this.progress = { ...this.progress, total: source.size };
+    if (plan.uploadId !== undefined) {
+      if (plan.orCreate) this.guess = plan.uploadId;
+      else this.id = plan.uploadId;
+    }
     if (this.finished) return void this.closeSource();
+    // Paused before it reached the hub: resume() attaches it.
+    if (this.pauseRequested && !this.cancelRequested) return;
     let connection: ClientConnection;
     try {
       connection = await this.client.connect();
@@ -77,35 +140,78 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   }
 
   async cancel(): Promise<void> {
-    if (this.finished) return this.done.then(() => undefined, () => undefined);
+    const ended = () => this.done.then(() => undefined, () => undefined);
+    if (this.finished) return ended();
     this.cancelRequested = true;
-    if (this.id !== undefined && this.connection) {
-      await this.connection.request({ type: 'cancel', uploadId: this.id }).catch(() => undefined);
-    } else if (this.id === undefined && !this.source) {
-      // Nothing reached the hub yet.
-      this.fail(new UploadHubError('ERR_CANCELLED'));
+    const id = this.id;
+    if (id === undefined) {
+      // Not created yet: a create under way cancels the upload once it is answered (attach());
+      // with none under way, nothing reached the hub.
+      if (!this.attachingOn) this.fail(new UploadHubError('ERR_CANCELLED'));
+      return ended();
     }
-    return this.done.then(() => undefined, () => undefined);
+    try {
+      // A paused or not yet attached upload is cancelled too: the hub needs no writer for it.
+      const connection = this.connection ?? (await this.client.connect());
+      await connection.request({ type: 'cancel', uploadId: id });
+    } catch (error) {
+      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
+      // A lost connection: the reconnect attaches again and cancels then. A refusal while this
+      // task holds no connection means no terminal event is coming: the refusal is the end.
+      if (hubError.code !== 'ERR_CONNECTION_LOST' && hubError.code !== 'ERR_TIMEOUT' && !this.connection) {
+        if (hubError.code === 'ERR_NOT_FOUND') this.hubEnded = true;
+        this.fail(hubError);
+      }
+    }
+    return ended();
   }
 
-  /** The connection dropped: stop sending until resume(). */
+  /**
+   * Stops sending once the chunks in flight are answered; `paused` is emitted then. The upload
+   * stays resumable on the hub however long the pause. Processing that has started is not
+   * paused. Idempotent.
+   */
+  pause(): void {
+    if (this.finished || this.pauseRequested) return;
+    this.pauseRequested = true;
+    this.pauseGeneration++;
+    this.announcePaused();
+  }
+
+  /** Continues from the hub's committed offset (sends `resume`). Idempotent. */
+  resume(): void {
+    if (this.finished || !this.pauseRequested) return;
+    this.pauseRequested = false;
+    this.pauseGeneration++;
+    if (this.pauseAnnounced) {
+      this.pauseAnnounced = false;
+      this.emit('resumed');
+    }
+    // Not resolved yet, or cancelling: start() or the cancel carries on.
+    if (!this.source || this.cancelRequested) return;
+    void this.continueAfterPause();
+  }
+
+  /** The connection dropped: stop sending until it is back. */
   disconnected(): void {
     this.connection = undefined;
     this.epoch++;
   }
 
-  /** After a reconnect: continue from the hub's committed offset. */
-  async resume(connection: ClientConnection): Promise<void> {
+  /** After a reconnect: continue from the hub's committed offset (unless paused). */
+  async reconnected(connection: ClientConnection): Promise<void> {
     // Started on this very connection already (it opened while the reconnect loop waited on it).
     if (this.connection === connection || this.attachingOn === connection) return;
+    if (this.pauseRequested && !this.cancelRequested) return;
     await this.attachOn(connection);
   }
 
   fail(error: UploadHubError): void {
     if (this.finished) return;
     this.finished = true;
+    this.pauseRequested = false;
     this.connection = undefined;
-    this.rejectDone(error);
+    this.settle(() => this.rejectDone(error));
     void this.closeSource();
   }
 
@@ -143,15 +249,18 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
         return;
       case 'completed':
         this.setProgress({ ...this.progress, bytes: this.progress.total, percent: 100, etaSeconds: 0 });
-        this.finish({ id: event.uploadId, name: this.options.name ?? this.source?.name ?? '', size: this.progress.total, sha256: this.sha256, result: event.result });
+        this.finish({ id: event.uploadId, name: this.hubName ?? this.options.name ?? this.source?.name ?? '', size: this.progress.total, sha256: this.sha256, result: event.result });
         return;
       case 'failed':
+        this.hubEnded = true;
         this.fail(new UploadHubError(event.error.code, event.error.message, event.error.stage === undefined ? undefined : { stage: event.error.stage }));
         return;
       case 'cancelled':
+        this.hubEnded = true;
         this.fail(new UploadHubError('ERR_CANCELLED', undefined, event.stage === undefined ? undefined : { stage: event.stage }));
         return;
       case 'expired':
+        this.hubEnded = true;
         this.fail(new UploadHubError('ERR_EXPIRED'));
         return;
       default:
@@ -161,7 +270,8 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   /** An error about this upload outside any request (e.g. the hub detached it after idling). */
   onUploadError(message: ErrorMessage): void {
     if (this.finished) return;
-    if (message.code === 'ERR_IDLE_TIMEOUT' && this.connection) void this.attachOn(this.connection);
+    // Paused: the hub let go of it as expected; resume() attaches it again.
+    if (message.code === 'ERR_IDLE_TIMEOUT' && this.connection && !this.pauseRequested) void this.attachOn(this.connection);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -181,28 +291,98 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
 
   private async attach(connection: ClientConnection): Promise<void> {
     const source = this.source as ChunkSource;
-    const attached = this.id === undefined
-      ? await connection.request({ type: 'create', ...this.createFields(source) })
-      : await connection.request({ type: 'resume', uploadId: this.id });
+    const resuming = this.id ?? this.guess;
+    let attached: AttachedMessage;
+    if (resuming === undefined) attached = await connection.request({ type: 'create', ...this.createFields(source) });
+    else {
+      try {
+        attached = await connection.request({ type: 'resume', uploadId: resuming });
+      } catch (error) {
+        if (this.id === undefined && toHubError(error).code === 'ERR_NOT_FOUND') return this.dropGuess(connection);
+        throw error;
+      }
+    }
     if (this.finished) return;
-    if (this.id === undefined) {
+    if (!this.adopted) {
+      const problem = resuming === undefined ? undefined : adoptionProblem(attached.upload, source);
+      if (problem) {
+        if (this.id === undefined) return this.dropGuess(connection);
+        this.hubEnded = problem.code === 'ERR_UPLOAD_STATE';
+        return this.fail(problem);
+      }
+      this.adopted = true;
+      this.guess = undefined;
       this.id = attached.upload.id;
+      this.hubName = attached.upload.name;
+      this.hooks.adopted?.(this.id);
       this.emit('created', this.id);
+      if (resuming !== undefined) this.showStatus(attached.upload);
     }
     const settled = settleFromStatus(attached.upload);
-    if (settled instanceof UploadHubError) return this.fail(settled);
+    if (settled instanceof UploadHubError) {
+      this.hubEnded = true;
+      return this.fail(settled);
+    }
     if (settled) return this.finish(settled);
     this.connection = connection;
     this.epoch++;
     this.acked = Math.max(this.acked, attached.offset);
     this.sent = attached.offset;
     this.window = attached.window;
+    // What the hub has is never read again (a stream source skips it rather than keep it).
+    if (this.acked > 0) source.release?.(this.acked);
     if (attached.upload.sha256) this.sha256 = attached.upload.sha256;
+    this.emit('attached', attached.offset);
     if (this.cancelRequested) {
-      await connection.request({ type: 'cancel', uploadId: this.id });
+      await connection.request({ type: 'cancel', uploadId: attached.upload.id });
       return;
     }
     void this.pump();
+  }
+
+  /** The guessed upload cannot be resumed: forget it and create a new one. */
+  private async dropGuess(connection: ClientConnection): Promise<void> {
+    const stale = this.guess as string;
+    this.guess = undefined;
+    this.hooks.stale?.(stale);
+    if (this.finished) return;
+    await this.attach(connection);
+  }
+
+  /** A resumed upload's bar starts where the hub is. */
+  private showStatus(upload: UploadStatus): void {
+    const { queuePosition: _gone, ...rest } = this.progress;
+    const next: UploadProgress = { ...rest, bytes: upload.bytes, total: upload.size, percent: Math.max(this.progress.percent, upload.percent), phase: upload.phase };
+    if (upload.stage !== undefined) next.stage = upload.stage;
+    if (upload.stagePercent !== undefined) next.stagePercent = upload.stagePercent;
+    if (upload.queuePosition !== undefined) next.queuePosition = upload.queuePosition;
+    this.setProgress(next);
+  }
+
+  /** Resumes after a pause on the current connection (opening one if needed). */
+  private async continueAfterPause(): Promise<void> {
+    let connection: ClientConnection;
+    try {
+      connection = await this.client.connect();
+    } catch (error) {
+      // As in start(): a connection that may open later is the reconnect loop's.
+      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
+      if (!isRetryable(hubError)) this.fail(hubError);
+      return;
+    }
+    if (this.pauseRequested || this.finished) return;
+    await this.attachOn(connection);
+  }
+
+  /** Emits `paused` once nothing is in flight any more (at once if nothing is), once per pause. */
+  private announcePaused(): void {
+    if (!this.pauseRequested || this.pauseAnnounced || this.inFlight > 0 || this.finished) return;
+    this.pauseAnnounced = true;
+    const generation = this.pauseGeneration;
+    // Later than pause() itself, so a listener added right after the call hears it.
+    queueMicrotask(() => {
+      if (generation === this.pauseGeneration && !this.finished) this.emit('paused');
+    });
   }
 
   private createFields(source: ChunkSource) {
@@ -222,7 +402,10 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     // A lost connection is the reconnect loop's business, and so is one that stopped
     // answering; anything else ends the upload.
     if (hubError.code === 'ERR_TIMEOUT') this.client.abandon(connection, hubError);
-    else if (hubError.code !== 'ERR_CONNECTION_LOST') this.fail(hubError);
+    else if (hubError.code !== 'ERR_CONNECTION_LOST') {
+      if (hubError.code === 'ERR_NOT_FOUND') this.hubEnded = true;
+      this.fail(hubError);
+    }
   }
 
   /**
@@ -235,14 +418,14 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     try {
       const source = this.source as ChunkSource;
       const preferred = this.chunkSize ?? this.client.hubChunkSize;
-      while (!this.finished && !this.cancelRequested && this.connection && this.sent < source.size) {
+      while (!this.finished && !this.cancelRequested && !this.pauseRequested && this.connection && this.sent < source.size) {
         let length = this.nextChunk(preferred, source);
         if (length === 0) break;
         const connection = this.connection;
         // At most one chunk waits in the socket while the next is read: a cancel sent now
         // queues behind that little, not behind the whole window.
         await connection.drained(length);
-        if (this.finished || this.cancelRequested || this.connection !== connection) break;
+        if (this.finished || this.cancelRequested || this.pauseRequested || this.connection !== connection) break;
         // A reply may have moved the window or rewound while this waited.
         length = this.nextChunk(preferred, source);
         if (length === 0) break;
@@ -256,10 +439,21 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
           return;
         }
         if (epoch !== this.epoch || this.connection !== connection) continue;
+        // Paused while the chunk was read: it is read again on resume.
+        if (this.pauseRequested || this.cancelRequested) break;
         this.sent = offset + length;
+        this.inFlight++;
         connection.sendChunk(this.id as string, offset, data).then(
-          (reply) => this.onReply(reply, epoch),
-          () => undefined, // connection lost: the reconnect resumes from the committed offset
+          (reply) => {
+            this.inFlight--;
+            this.onReply(reply, epoch);
+            this.announcePaused();
+          },
+          () => {
+            // Connection lost: the reconnect resumes from the committed offset.
+            this.inFlight--;
+            this.announcePaused();
+          },
         );
       }
     } finally {
@@ -288,7 +482,7 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
         void this.pump();
         return;
       case 'ERR_NOT_ATTACHED':
-        if (this.connection) void this.resume(this.connection);
+        if (this.connection) void this.reconnected(this.connection);
         return;
       case 'ERR_CANCELLED':
       case 'ERR_UPLOAD_STATE':
@@ -319,14 +513,31 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   private finish(result: UploadResult): void {
     if (this.finished) return;
     this.finished = true;
+    this.hubEnded = true;
+    this.pauseRequested = false;
     this.connection = undefined;
-    this.resolveDone(result);
+    this.settle(() => this.resolveDone(result));
     void this.closeSource();
+  }
+
+  private settle(settleDone: () => void): void {
+    const recorded = this.hooks.ended?.(this.id, this.hubEnded);
+    if (recorded) void recorded.then(settleDone, settleDone);
+    else settleDone();
   }
 
   private async closeSource(): Promise<void> {
     await this.source?.close?.().catch(() => undefined);
   }
+}
+
+/** Why an upload found on the hub cannot be continued with this source, if it cannot. */
+function adoptionProblem(upload: UploadStatus, source: ChunkSource): UploadHubError | undefined {
+  if (isTerminalState(upload.state)) return new UploadHubError('ERR_UPLOAD_STATE', `Upload ${upload.id} is ${upload.state}; there is nothing to resume`);
+  if (upload.size !== source.size) {
+    return new UploadHubError('ERR_SIZE_MISMATCH', `Upload ${upload.id} is of ${upload.size} bytes and the source has ${source.size}: not the same file`);
+  }
+  return undefined;
 }
 
 /**

@@ -10,9 +10,11 @@ export interface ChunkSource {
   /** A name to create the upload with when the caller gives none. */
   readonly name?: string;
   readonly type?: string;
+  /** When the file was last changed, in ms since the epoch, where known (File.lastModified, a file's mtime): part of its fingerprint. */
+  readonly lastModified?: number;
   /** Bytes [offset, offset + length). */
   read(offset: number, length: number): Promise<Uint8Array>;
-  /** Bytes below `offset` are committed and will not be read again. */
+  /** Bytes below `offset` are committed (or, on a resume, already on the hub) and will not be read again. */
   release?(offset: number): void;
   close?(): Promise<void>;
 }
@@ -25,10 +27,11 @@ export function bytesSource(bytes: Uint8Array): ChunkSource {
 }
 
 export function blobSource(blob: Blob): ChunkSource {
-  const named = blob as Blob & { name?: unknown };
+  const file = blob as Blob & { name?: unknown; lastModified?: unknown };
   return {
     size: blob.size,
-    ...(typeof named.name === 'string' ? { name: named.name } : {}),
+    ...(typeof file.name === 'string' ? { name: file.name } : {}),
+    ...(typeof file.lastModified === 'number' ? { lastModified: file.lastModified } : {}),
     ...(blob.type ? { type: blob.type } : {}),
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
   };

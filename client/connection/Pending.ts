@@ -11,6 +11,7 @@ interface Waiting {
   resolve(message: ServerMessage): void;
   reject(error: UploadHubError): void;
   timer: ReturnType<typeof setTimeout>;
+  expire(): void;
   /** Pieces of a `watching` reply received so far (all but the last have `more`). */
   pieces?: WatchingMessage[];
 }
@@ -25,11 +26,11 @@ export class PendingRequests {
   add(): { reqId: string; reply: Promise<ServerMessage> } {
     const reqId = String(this.nextId++);
     const reply = new Promise<ServerMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const expire = () => {
         this.waiting.delete(reqId);
         reject(new UploadHubError('ERR_TIMEOUT', `No reply within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      this.waiting.set(reqId, { resolve, reject, timer });
+      };
+      this.waiting.set(reqId, { resolve, reject, timer: setTimeout(expire, this.timeoutMs), expire });
     });
     return { reqId, reply };
   }
@@ -41,7 +42,9 @@ export class PendingRequests {
     if (!waiting || reqId === undefined) return false;
     if (message.type === 'watching' && message.more) {
       (waiting.pieces ??= []).push(message);
-      waiting.timer.refresh();
+      // Browsers' timers are numbers, without Node's refresh(): a new timer for the next piece.
+      clearTimeout(waiting.timer);
+      waiting.timer = setTimeout(waiting.expire, this.timeoutMs);
       return true;
     }
     this.waiting.delete(reqId);

@@ -14,6 +14,7 @@ export async function fileSource(path: string): Promise<ChunkSource> {
   return {
     size: info.size,
     name: basename(path),
+    lastModified: Math.trunc(info.mtimeMs),
     async read(offset, length) {
       const buffer = Buffer.allocUnsafe(length);
       let filled = 0;
@@ -37,6 +38,8 @@ export function streamSource(stream: Readable, size: number): ChunkSource {
   let kept: Buffer[] = [];
   let keptFrom = 0; // offset of kept[0]
   let keptBytes = 0;
+  /** The highest offset released: nothing below it is read again. */
+  let skipTo = 0;
   return {
     size,
     async read(offset, length) {
@@ -44,7 +47,15 @@ export function streamSource(stream: Readable, size: number): ChunkSource {
       while (keptFrom + keptBytes < offset + length) {
         const next = await iterator.next();
         if (next.done) throw new UploadHubError('ERR_SOURCE', `Stream ended at ${keptFrom + keptBytes} bytes; ${size} were declared`);
-        const piece = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        let piece = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        // Bytes below a released offset the stream had not reached yet (a resume that starts
+        // past them) are read through and dropped, so memory stays at one window.
+        if (keptBytes === 0 && skipTo > keptFrom) {
+          const skip = Math.min(skipTo - keptFrom, piece.byteLength);
+          keptFrom += skip;
+          piece = piece.subarray(skip);
+          if (piece.byteLength === 0) continue;
+        }
         kept.push(piece);
         keptBytes += piece.byteLength;
       }
@@ -53,6 +64,7 @@ export function streamSource(stream: Readable, size: number): ChunkSource {
       return all.subarray(offset - keptFrom, offset - keptFrom + length);
     },
     release(offset) {
+      skipTo = Math.max(skipTo, offset);
       if (offset <= keptFrom || kept.length === 0) return;
       const all = kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept, keptBytes);
       const drop = Math.min(offset - keptFrom, keptBytes);
