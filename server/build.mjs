@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build` (npm install runs it; server/bin.mjs runs it when dist/ is stale): compiles
-// to dist/ with tsc, bundles the pages into dist/web, then stamps the build. The stamp carries
-// the time the build started, so a source saved while tsc ran still counts as newer.
+// to dist/ with tsc, bundles the pages into dist/web and the client library with its types into
+// dist/web/assets, then stamps the build. The stamp carries the time the build started, so a
+// source saved while tsc ran still counts as newer.
 import { spawnSync } from 'node:child_process';
 import { rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,7 +20,8 @@ if (compiled.status !== 0) {
   process.stderr.write(`build: tsc failed (${compiled.error?.message ?? `exit ${compiled.status ?? compiled.signal}`})\n`);
   process.exit(1);
 }
-const { writePageBundles } = await import(new URL('../dist/server/transports/pages.js', import.meta.url).href);
-await writePageBundles();
+const { writePageBundles, writeLibraryBundle } = await import(new URL('../dist/server/transports/pages.js', import.meta.url).href);
+// The pages, and the client library for browsers (dist/web/assets/upload-hub.js and its .d.ts).
+await Promise.all([writePageBundles(), writeLibraryBundle()]);
 writeFileSync(stamp, `${started.toISOString()}\n`);
 utimesSync(stamp, started, started);

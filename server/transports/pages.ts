@@ -9,24 +9,39 @@
  * Not a wire protocol, but it rides on the hub's HTTP server like one, so it is a
  * TransportFactory: one line in app.ts's TRANSPORTS, nothing in the core.
  *
+ * The browser build of the client library is served the same way: `npm run build` writes it to
+ * dist/web/assets, and from source it is built on first use (its types take the TypeScript
+ * compiler some seconds, so they are built apart from the script).
+ *
  * Routes:
- *   GET /                       upload.html
- *   GET /dashboard              dashboard.html
- *   GET /assets/upload.js       bundle of client/web/upload.ts (+ .map)
- *   GET /assets/dashboard.js    bundle of client/web/dashboard.ts (+ .map)
+ *   GET /                         upload.html
+ *   GET /dashboard                dashboard.html
+ *   GET /assets/upload.js         bundle of client/web/upload.ts (+ .map)
+ *   GET /assets/dashboard.js      bundle of client/web/dashboard.ts (+ .map)
  *   GET /assets/styles.css
+ *   GET /assets/upload-hub.js     the client library: ESM bundle of client/index.ts (+ .map)
+ *   GET /assets/upload-hub.d.ts   its types, one self-contained declaration file
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Request, Response } from 'express';
+import { bundleDeclarations } from './clientTypes.js';
 import type { Transport, TransportContext } from './Transport.js';
 
 /** The page entry points under client/web, by the bundle name they are served as. */
 const ENTRIES = { 'upload.js': 'upload.ts', 'dashboard.js': 'dashboard.ts' } as const;
 const PAGES = { '/': 'upload.html', '/dashboard': 'dashboard.html' } as const;
 const STATIC = { 'styles.css': 'text/css; charset=utf-8' } as const;
+/** The client library's files under /assets/, and the subdirectory of dist/web the build writes them to. */
+const LIBRARY = { script: 'upload-hub.js', map: 'upload-hub.js.map', types: 'upload-hub.d.ts' } as const;
+const LIBRARY_DIR = 'assets';
+/**
+ * The library is public code an app on another origin may load as a module script, which
+ * browsers fetch with CORS; nothing else under /assets/ is offered across origins.
+ */
+const LIBRARY_HEADERS = { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' } as const;
 
 /**
  * What the pages may load: their own scripts, styles and sockets (ws: to the same origin is
@@ -67,6 +82,7 @@ export function prebuiltDir(): string | undefined {
 }
 
 function contentTypeOf(name: string): string {
+  if (name.endsWith('.d.ts')) return 'application/typescript; charset=utf-8';
   return name.endsWith('.map') ? 'application/json; charset=utf-8' : 'text/javascript; charset=utf-8';
 }
 
@@ -100,6 +116,54 @@ export async function bundlePages(webDir: string = webSourceDir()): Promise<Map<
     assets.set(name, { body: Buffer.from(file.contents), contentType: contentTypeOf(name) });
   }
   return assets;
+}
+
+/** client/index.ts, beside client/web. */
+function libraryEntry(webDir: string): string {
+  return join(webDir, '..', 'index.ts');
+}
+
+/**
+ * The client library for browsers and apps' bundlers: client/index.ts as one ESM module, ES2022,
+ * minified, with a linked source map. Its dependencies (socket.io-client) are inside.
+ */
+export async function bundleLibrary(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: { 'upload-hub': libraryEntry(webDir) },
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'none',
+    outdir: '/assets',
+    write: false,
+    logLevel: 'silent',
+  });
+  const assets = new Map<string, PageAsset>();
+  for (const file of result.outputFiles) {
+    const name = file.path.slice(file.path.lastIndexOf('/') + 1);
+    assets.set(name, { body: Buffer.from(file.contents), contentType: contentTypeOf(name) });
+  }
+  return assets;
+}
+
+/** The library's types: one declaration file (see clientTypes.ts). */
+export async function libraryTypes(webDir: string = webSourceDir()): Promise<PageAsset> {
+  return { body: Buffer.from(await bundleDeclarations(libraryEntry(webDir))), contentType: contentTypeOf(LIBRARY.types) };
+}
+
+/** The build step for the library: its bundle, map and types into `outDir`/assets (dist/web/assets). */
+export async function writeLibraryBundle(outDir: string | undefined = prebuiltDir(), webDir: string = webSourceDir()): Promise<string[]> {
+  if (outDir === undefined) throw new Error('writeLibraryBundle needs an output directory when run from source');
+  const [assets, types] = await Promise.all([bundleLibrary(webDir), libraryTypes(webDir)]);
+  assets.set(LIBRARY.types, types);
+  const dir = join(outDir, LIBRARY_DIR);
+  await mkdir(dir, { recursive: true });
+  await Promise.all([...assets].map(([name, asset]) => writeFile(join(dir, name), asset.body)));
+  return [...assets.keys()].map((name) => `${LIBRARY_DIR}/${name}`);
 }
 
 /** The build step: bundles every page entry into `outDir` (dist/web), where a compiled hub finds them. */
@@ -137,6 +201,49 @@ function cachedBundles(webDir: string): Promise<Map<string, PageAsset>> {
     // A failed build is retried on the next request (after the source is fixed).
     pending.catch(() => bundles.delete(webDir));
     bundles.set(webDir, pending);
+  }
+  return pending;
+}
+
+/** The library's files, prebuilt or built on first use; the script and the types apart, so the script never waits for tsc. */
+const library = new Map<string, Promise<PageAsset | undefined>>();
+
+async function readLibraryFile(name: string): Promise<PageAsset | undefined> {
+  const dir = prebuiltDir();
+  if (dir === undefined) return undefined;
+  try {
+    return { body: await readFile(join(dir, LIBRARY_DIR, name)), contentType: contentTypeOf(name) };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+const libraryBundles = new Map<string, Promise<Map<string, PageAsset>>>();
+
+/** One build of the script and its map, however many of the two are asked for. */
+function cachedLibraryBundle(webDir: string): Promise<Map<string, PageAsset>> {
+  let pending = libraryBundles.get(webDir);
+  if (!pending) {
+    pending = bundleLibrary(webDir);
+    pending.catch(() => libraryBundles.delete(webDir));
+    libraryBundles.set(webDir, pending);
+  }
+  return pending;
+}
+
+function cachedLibraryFile(webDir: string, name: string): Promise<PageAsset | undefined> {
+  const key = `${webDir}\0${name}`;
+  let pending = library.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const prebuilt = await readLibraryFile(name);
+      if (prebuilt) return prebuilt;
+      if (name === LIBRARY.types) return libraryTypes(webDir);
+      return (await cachedLibraryBundle(webDir)).get(name);
+    })();
+    pending.catch(() => library.delete(key));
+    library.set(key, pending);
   }
   return pending;
 }
@@ -183,6 +290,13 @@ export function pagesTransport({ app, logger }: TransportContext): Transport {
   app.get('/assets/:file', (req, res, next) => {
     const name = req.params.file;
     if (typeof name !== 'string') return next();
+    if ((Object.values(LIBRARY) as string[]).includes(name)) {
+      cachedLibraryFile(webDir, name).then(
+        (asset) => (asset ? send(req, res, asset, LIBRARY_HEADERS) : next()),
+        (error: unknown) => fail(res, name, error),
+      );
+      return;
+    }
     if (Object.hasOwn(STATIC, name)) {
       readCached(name).then(
         (body) => send(req, res, { body, contentType: STATIC[name as keyof typeof STATIC] }),
