@@ -13,7 +13,10 @@
  * Every element an upload owns carries `data-state`, `data-phase` and `data-waiting`, so tests
  * and styles follow the same truth the user sees.
  */
-import { UploadClient, UploadHubError, type UploadHandle, type UploadOptions, type UploadResult } from '../index.js';
+import {
+  localStorageFingerprints, UploadClient, UploadHubError, type FingerprintEntry, type FingerprintStore, type UploadHandle, type UploadOptions,
+  type UploadResult,
+} from '../index.js';
 import { settleFromStatus } from '../UploadClient.js';
 import type { HubEvent, LogLevel, UploadStatus } from '../../shared/messages.js';
 import { isTerminalState } from '../../shared/messages.js';
@@ -30,61 +33,29 @@ import {
 // The client API this page needs beyond upload() and cancel() — pause/resume, resumeUpload and
 // the fingerprint store — in one adapter, so the rest of the page never calls it directly.
 
-/** What the fingerprint store remembers of one upload. */
-interface FingerprintEntry {
-  fingerprint: string;
-  uploadId: string;
-  name: string;
-  size: number;
-  url: string;
-  createdAt: number;
-}
-
-interface FingerprintStore {
-  list(): Promise<FingerprintEntry[]>;
-  remove(fingerprint: string): Promise<void>;
-}
-
-/** A handle with the pause API, where the client has it. */
-type PausableHandle = UploadHandle & {
-  readonly paused: boolean;
-  pause(): void;
-  resume(): void;
-  on(name: 'paused' | 'resumed', listener: () => void): () => void;
-};
-
-function isPausable(handle: UploadHandle): handle is PausableHandle {
-  const candidate = handle as Partial<PausableHandle>;
-  return typeof candidate.pause === 'function' && typeof candidate.resume === 'function';
-}
-
 const resumable = {
-  /** The client remembers uploads here, by file fingerprint. */
-  store(): FingerprintStore | undefined {
-    return undefined;
-  },
-  clientOptions(store: FingerprintStore | undefined): object {
-    return store === undefined ? {} : { fingerprints: store };
-  },
-  canPause(handle: UploadHandle): boolean {
-    return isPausable(handle);
+  /** The client remembers uploads here, by file fingerprint, so picking a file again continues it. */
+  store(): FingerprintStore {
+    return localStorageFingerprints();
   },
   pause(handle: UploadHandle): void {
-    if (isPausable(handle)) handle.pause();
+    handle.pause();
   },
   resume(handle: UploadHandle): void {
-    if (isPausable(handle)) handle.resume();
+    handle.resume();
+  },
+  /** Calls `listener` with the committed offset the hub continues from, each time it takes the upload. */
+  onAttached(handle: UploadHandle, listener: (offset: number) => void): void {
+    handle.on('attached', listener);
   },
   /** Calls `listener` whenever the client pauses or resumes it, with whether it is paused now. */
   onPause(handle: UploadHandle, listener: (paused: boolean) => void): void {
-    if (!isPausable(handle)) return;
     handle.on('paused', () => listener(true));
     handle.on('resumed', () => listener(false));
   },
-  /** Continues upload `id` from the hub's committed offset; undefined where the client cannot. */
-  continueUpload(target: UploadClient, id: string, file: File, options: UploadOptions): UploadHandle | undefined {
-    const resumer = target as UploadClient & { resumeUpload?: (id: string, source: unknown, options?: UploadOptions) => UploadHandle };
-    return typeof resumer.resumeUpload === 'function' ? resumer.resumeUpload(id, file, options) : undefined;
+  /** Continues upload `id` from the hub's committed offset. */
+  continueUpload(target: UploadClient, id: string, file: File, options: UploadOptions): UploadHandle {
+    return target.resumeUpload(id, file, options);
   },
 };
 
@@ -224,12 +195,22 @@ class UploadItem {
     this.render(Date.now());
   }
 
-  paused(paused: boolean): void {
-    const next = withPaused(this.view, paused);
-    if (next === this.view) return;
-    this.view = next;
-    this.line('info', paused ? 'Paused: the hub keeps what it has' : 'Resumed');
+  /**
+   * Pause or Resume was pressed (`asked`), or the client says the pause took effect or ended.
+   * The page shows it paused at once: nothing new is sent from the press on.
+   */
+  paused(paused: boolean, asked: boolean): void {
+    if (isDone(this.view)) return;
+    this.view = withPaused(this.view, paused);
+    if (asked) this.line('info', paused ? 'Pausing: the chunks in flight finish first' : 'Resuming…');
+    else this.line('info', paused ? 'Paused: nothing in flight, the hub keeps what it has' : 'Resumed');
     this.render(Date.now());
+  }
+
+  /** The hub took the upload on a connection; sending goes on from its committed `offset`. */
+  attached(offset: number): void {
+    // A new upload starts at 0: nothing worth saying.
+    if (offset > 0 && !isDone(this.view)) this.line('info', `Sending from ${formatBytes(offset)} of ${formatBytes(this.file.size)} (byte ${offset}): the hub has the rest`);
   }
 
   line(level: LogLevel, text: string, stage?: string): void {
@@ -350,7 +331,7 @@ class UploadItem {
     const running = !done && !view.cancelling;
     // Processing, once started, runs to its end: only the upload phase pauses.
     const uploading = view.phase === 'upload' && (view.state === 'created' || view.state === 'uploading');
-    this.buttons.pause.hidden = !(running && !view.paused && uploading && this.handle !== undefined && resumable.canPause(this.handle));
+    this.buttons.pause.hidden = !(running && !view.paused && uploading && this.handle !== undefined);
     this.buttons.resume.hidden = !(running && view.paused);
     this.buttons.retry.hidden = !(done && view.state !== 'completed');
     this.buttons.cancel.disabled = !running;
@@ -366,7 +347,7 @@ class UploadItem {
 const options = clientOptionsFromLocation();
 const hubAddress: HubAddress = { base: location.origin, token: options.token };
 const fingerprints = resumable.store();
-const client = new UploadClient({ ...options, ...resumable.clientOptions(fingerprints) });
+const client = new UploadClient({ ...options, fingerprints });
 const list = byId('uploads', HTMLOListElement);
 const empty = byId('empty', HTMLElement);
 const input = byId('files', HTMLInputElement);
@@ -492,8 +473,11 @@ function follow(item: UploadItem, handle: UploadHandle, fallback?: () => void): 
   handle.on('log', (line) => {
     if (mine()) item.line(line.level, line.text, line.stage);
   });
+  resumable.onAttached(handle, (offset) => {
+    if (mine()) item.attached(offset);
+  });
   resumable.onPause(handle, (paused) => {
-    if (mine()) item.paused(paused);
+    if (mine()) item.paused(paused, false);
   });
   handle.done.then(
     (result) => {
@@ -533,13 +517,12 @@ function act(item: UploadItem, action: Action): void {
     case 'pause':
       if (!handle) return;
       resumable.pause(handle);
-      // Paused at once on the page: the client sends nothing new from here on.
-      item.paused(true);
+      item.paused(true, true);
       break;
     case 'resume':
       if (!handle) return;
       resumable.resume(handle);
-      item.paused(false);
+      item.paused(false, true);
       break;
     case 'cancel':
       if (!handle) return;
@@ -652,8 +635,7 @@ function listUnfinished(entry: FingerprintEntry, store: FingerprintStore): void 
   unfinishedStatuses.check(entry.uploadId);
 }
 
-async function showUnfinished(store: FingerprintStore | undefined): Promise<void> {
-  if (!store) return;
+async function showUnfinished(store: FingerprintStore): Promise<void> {
   let entries: FingerprintEntry[];
   try {
     entries = await store.list();
