@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { toHubError } from '../../shared/errors.js';
-import { UploadClient, type UploadHandle } from '../../client/node.js';
+import { UploadClient, fileFingerprints, type UploadHandle } from '../../client/node.js';
 import { BarsReporter } from './barsReport.js';
 import { EXIT, usageError, type ExitCode } from './errors.js';
 import { hubAccess, reach, type HubFlags } from './hub.js';
@@ -83,7 +83,9 @@ export async function send(files: readonly string[], flags: SendFlags, env: Node
     onInterrupt();
   };
   process.on('SIGINT', sigint);
-  const client = new UploadClient({ ...access });
+  // Always kept, --no-resume included: an upload started over is remembered for the next run.
+  const fingerprintsPath = flags.fingerprints ?? (env.UPLOAD_HUB_FINGERPRINTS || undefined);
+  const client = new UploadClient({ ...access, fingerprints: fileFingerprints(fingerprintsPath) });
   let reporter: SendReporter | undefined;
   try {
     const reached = reach(client, access);
@@ -146,7 +148,7 @@ function run(
     const start = (entry: SendEntry) => {
       entry.state = 'sending';
       entry.startedAt = Date.now();
-      const handle = client.upload(entry.file, { name: entry.name, ...(Object.keys(flags.metadata).length > 0 ? { metadata: flags.metadata } : {}) });
+      const handle = client.upload(entry.file, { name: entry.name, resume: flags.resume, ...(Object.keys(flags.metadata).length > 0 ? { metadata: flags.metadata } : {}) });
       const item: Running = { entry, handle };
       running.add(item);
       reporter.started(entry);

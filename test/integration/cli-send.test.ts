@@ -4,6 +4,7 @@
  * through the fingerprint store, and a run in a pseudo-terminal that draws bars and a summary.
  */
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { UploadStatus } from '../../shared/messages.js';
@@ -134,6 +135,58 @@ describe('Ctrl-C', () => {
     expect(left.status.state).toBe('uploading');
     expect(left.status.bytes).toBeGreaterThan(0);
     expect(left.status.bytes).toBeLessThan(file.size);
+  });
+});
+
+describe('resume', () => {
+  it('a second send of a file left unfinished continues its upload from the hub\'s offset, sending less than the file; --no-resume starts over', async () => {
+    const hub = await startHub();
+    const file = await randomFile(16 * MiB);
+    const fingerprints = await fingerprintFile();
+    const { id, status: left, proxy } = await interruptTwice(hub.url, file, fingerprints);
+    expect(left.bytes).toBeLessThan(file.size);
+
+    // Through the same proxy (an entry is resumed only on the hub it was made for), released now.
+    const again = await startCli(['send', file.path, '--url', proxy.url, '--json', '--fingerprints', fingerprints]).exited;
+    expect(again.code, again.stderr).toBe(0);
+    const lines = ndjson(again.stdout);
+    expect(lines.find((line) => line.type === 'result')).toMatchObject({ id, state: 'completed', sha256: file.sha256 });
+    // It went on from the hub's offset: its first progress line starts there, and fewer bytes
+    // than the file went over the second connection.
+    expect(Number(lines.find((line) => line.type === 'progress')?.bytes)).toBeGreaterThanOrEqual(left.bytes);
+    expect(proxy.sent.at(-1)).toBeLessThan(file.size - left.bytes / 2);
+    expect(await sha256File(hub.hub.dataPath(id))).toBe(file.sha256);
+
+    // Sent and finished: nothing is left to resume, so the same file again is a new upload; and
+    // --no-resume never resumes. Both send every byte.
+    const fresh = await startCli(['send', file.path, '--url', proxy.url, '--json', '--no-resume', '--fingerprints', fingerprints]).exited;
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(ndjson(fresh.stdout).find((line) => line.type === 'result')?.id).not.toBe(id);
+    expect(proxy.sent.at(-1)).toBeGreaterThan(file.size);
+  });
+
+  it('--no-resume starts a file left unfinished over, as a new upload', async () => {
+    const hub = await startHub();
+    const file = await randomFile(16 * MiB);
+    const fingerprints = await fingerprintFile();
+    const { id, proxy } = await interruptTwice(hub.url, file, fingerprints);
+    const fresh = await startCli(['send', file.path, '--url', proxy.url, '--json', '--no-resume', '--fingerprints', fingerprints]).exited;
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(ndjson(fresh.stdout).find((line) => line.type === 'result')?.id).not.toBe(id);
+    expect(proxy.sent.at(-1)).toBeGreaterThan(file.size);
+  });
+
+  it('the store is UPLOAD_HUB_FINGERPRINTS when --fingerprints is not given', async () => {
+    const hub = await startHub();
+    const file = await randomFile(16 * MiB);
+    const store = await fingerprintFile();
+    const proxy = await startGateProxy(hub.url, 4 * MiB);
+    const cli = startCli(['send', file.path, '--url', proxy.url, '--json'], { UPLOAD_HUB_FINGERPRINTS: store });
+    const id = (JSON.parse(await cli.line('stdout', isProgress)) as { id: string }).id;
+    await proxy.holding;
+    // The entry is written once the hub has taken the upload: it names the upload and the hub.
+    await expect.poll(async () => (await readFile(store, 'utf8').catch(() => '')).includes(id), { timeout: 10_000 }).toBe(true);
+    cli.child.kill('SIGKILL');
   });
 });
 
