@@ -16,6 +16,7 @@ import './hubWs.js';
 import './hubCancel.js';
 import './hubSocketIo.js';
 import './hubHttp.js';
+import './hubLoad.js';
 
 const baselineFile = (name: string): string => fileURLToPath(new URL(`./baselines/${name}`, import.meta.url));
 

@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { UploadClient } from '../client/node.js';
 import { createHubServer } from '../server/app.js';
 import type { Stage } from '../server/processing/Stage.js';
+import { quantile } from './lib/stats.js';
 import { makeBenchTempDir, removeBenchTempDir } from './lib/tempDir.js';
 import { registerCase, type Result } from './registry.js';
 
@@ -32,13 +33,6 @@ export interface CancelLatencyFigures {
   pingMs: number[];
   signalMs: number[];
   cancelledMs: number[];
-}
-
-/** The q-quantile (0-1) by nearest rank: p99 of 200 samples is the 198th smallest. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) throw new Error('quantile of nothing');
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
 
 interface Waiting {

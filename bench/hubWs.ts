@@ -5,6 +5,7 @@ import type { ChunkSource } from '../client/sources.js';
 import type { TransportName } from '../client/UploadClient.js';
 import { caseNames } from './caseNames.js';
 import { measureServer } from './lib/measure.js';
+import type { SpawnServerOptions } from './lib/proc.js';
 import { payloadBlock } from './lib/payload.js';
 import type { Transfer } from './lib/result.js';
 import { MiB } from './lib/sizes.js';
@@ -32,14 +33,23 @@ export function repeatedSource(size: number): ChunkSource {
 
 /**
  * Runs the hub (`upload-hub serve`, no processing) in a child process for one measured run,
- * from the build in dist/ as `npm start` does (`npm run bench` builds first).
+ * from the build in dist/ as `npm start` does (`npm run bench` builds first). `server` adds to
+ * the spawn (environment, node flags, open files); its `args` go after the serve flags.
  */
-export async function measureHub(workload: (url: string, startMeasuring: () => Promise<void>) => Promise<Transfer>): Promise<Result> {
+export async function measureHub(
+  workload: (url: string, startMeasuring: () => Promise<void>, pid: number) => Promise<Transfer>,
+  server: Omit<SpawnServerOptions, 'file'> = {},
+): Promise<Result> {
   const dataDir = makeBenchTempDir('hub');
   try {
     return await measureServer(
-      { file: 'dist/server/main.js', args: ['serve', '--port', '0', '--data-dir', dataDir, '--no-processing'], env: { LOG_LEVEL: 'info' } },
-      (port, startMeasuring) => workload(`http://127.0.0.1:${port}`, startMeasuring),
+      {
+        ...server,
+        file: 'dist/server/main.js',
+        args: ['serve', '--port', '0', '--data-dir', dataDir, '--no-processing', ...(server.args ?? [])],
+        env: { LOG_LEVEL: 'info', ...server.env },
+      },
+      (port, startMeasuring, pid) => workload(`http://127.0.0.1:${port}`, startMeasuring, pid),
     );
   } finally {
     removeBenchTempDir(dataDir);

@@ -18,6 +18,11 @@ export type { Result, Transfer } from './lib/result.js';
 export interface BenchContext {
   /** Size of the single-upload cases (--size), in MiB. */
   singleUploadMiB: number;
+  /**
+   * Where cases that support it write a V8 CPU profile of the server (--cpu-prof-dir), one
+   * .cpuprofile per server process; summarise one with `tsx bench/lib/cpuProfile.ts FILE`.
+   */
+  cpuProfileDir?: string | undefined;
 }
 
 /** Pass/fail thresholds; each one given is checked against the medians. */
@@ -30,6 +35,8 @@ export interface Targets {
   peakRssMiBMax?: number;
   /** Per latencyMs name: subject / baseline must be at most this. */
   latencyRatioMax?: Record<string, number>;
+  /** Per counts name: the subject's worst run must be at most this (0 for errors). */
+  countMax?: Record<string, number>;
 }
 
 /** One measured run. Called once per run, so it should start (and stop) its own server. */
@@ -40,6 +47,8 @@ export interface BenchCase {
   baseline: Measurement;
   subject?: Measurement | undefined;
   targets?: Targets | undefined;
+  /** Printed under the case's table: how it is set up, what the figures mean. */
+  notes?: readonly string[] | undefined;
 }
 
 export interface SubjectAttachment {

@@ -10,6 +10,7 @@ export interface CaseRuns {
   /** Undefined when the case has no subject yet. */
   subject?: Result[] | undefined;
   targets?: Targets | undefined;
+  notes?: readonly string[] | undefined;
 }
 
 export interface TargetCheck {
@@ -17,21 +18,45 @@ export interface TargetCheck {
   passed: boolean;
 }
 
-type Figure = Exclude<keyof Result, 'latencyMs'>;
+type Figure = Exclude<keyof Result, 'latencyMs' | 'counts'>;
 
-const figures: { key: Figure; label: string; digits: number }[] = [
-  { key: 'mibPerSec', label: 'MiB/s', digits: 1 },
-  { key: 'serverUserCpuSec', label: 'server user CPU s', digits: 2 },
-  { key: 'serverSysCpuSec', label: 'server sys CPU s', digits: 2 },
-  { key: 'peakRssMiB', label: 'peak RSS MiB', digits: 1 },
-  { key: 'eventsPerSec', label: 'events/s delivered', digits: 0 },
+/** A figure's value in one run; some are derived from others. */
+type Read = (result: Result) => number | undefined;
+
+const serverCpuSec: Read = (result) =>
+  result.serverUserCpuSec === undefined || result.serverSysCpuSec === undefined ? undefined : result.serverUserCpuSec + result.serverSysCpuSec;
+
+const figures: { read: Read; label: string; digits: number }[] = [
+  { read: (result) => result.mibPerSec, label: 'MiB/s', digits: 1 },
+  { read: (result) => result.serverUserCpuSec, label: 'server user CPU s', digits: 2 },
+  { read: (result) => result.serverSysCpuSec, label: 'server sys CPU s', digits: 2 },
+  { read: serverCpuSec, label: 'server CPU s (user+sys)', digits: 2 },
+  { read: (result) => result.peakRssMiB, label: 'peak RSS MiB', digits: 1 },
+  { read: (result) => result.clientCpuSec, label: 'client CPU s (user+sys)', digits: 2 },
+  { read: (result) => result.eventsPerSec, label: 'events/s delivered', digits: 0 },
 ];
 
 const dash = '-';
 
-function medianOf(results: readonly Result[] | undefined, key: Figure): number | undefined {
+function medianOf(results: readonly Result[] | undefined, key: Figure | Read): number | undefined {
   if (results === undefined) return undefined;
-  return median(results.flatMap((result) => (result[key] === undefined ? [] : [result[key]])));
+  const read: Read = typeof key === 'function' ? key : (result) => result[key];
+  return median(results.flatMap((result) => {
+    const value = read(result);
+    return value === undefined ? [] : [value];
+  }));
+}
+
+/** Counts are errors and losses: one bad run must show, so the worst run is reported, not the median. */
+function worstCount(results: readonly Result[] | undefined, name: string): number | undefined {
+  const values = (results ?? []).flatMap((result) => (result.counts?.[name] === undefined ? [] : [result.counts[name]]));
+  return values.length === 0 ? undefined : Math.max(...values);
+}
+
+function countNames(runs: CaseRuns): string[] {
+  const names = new Set<string>();
+  for (const result of [...runs.baseline, ...(runs.subject ?? [])]) for (const name of Object.keys(result.counts ?? {})) names.add(name);
+  return [...names];
 }
 
 function latencyMedian(results: readonly Result[] | undefined, name: string): number | undefined {
@@ -77,6 +102,9 @@ export function checkTargets(runs: CaseRuns): TargetCheck[] {
   for (const [name, max] of Object.entries(targets.latencyRatioMax ?? {})) {
     check(`${name} ratio`, ratio(latencyMedian(runs.subject, name), latencyMedian(runs.baseline, name)), max, false);
   }
+  for (const [name, max] of Object.entries(targets.countMax ?? {})) {
+    check(`${name} (worst run)`, worstCount(runs.subject, name), max, false);
+  }
   return checks;
 }
 
@@ -86,11 +114,13 @@ export function formatCaseReport(runs: CaseRuns): string {
   const row = (label: string, baseline: number | undefined, subject: number | undefined, digits: number): string[] =>
     [label, format(baseline, digits), format(subject, digits), format(ratio(subject, baseline), 2)];
   const rows = figures
-    .map(({ key, label, digits }) => ({ label, digits, baseline: medianOf(runs.baseline, key), subject: medianOf(runs.subject, key) }))
+    .map(({ read, label, digits }) => ({ label, digits, baseline: medianOf(runs.baseline, read), subject: medianOf(runs.subject, read) }))
     // A figure neither side measures (a latency-only case) is left out rather than shown as dashes.
     .filter((figure) => figure.baseline !== undefined || figure.subject !== undefined)
     .map((figure) => row(figure.label, figure.baseline, figure.subject, figure.digits));
   for (const name of latencyNames(runs)) rows.push(row(`${name} ms`, latencyMedian(runs.baseline, name), latencyMedian(runs.subject, name), 3));
+  // A ratio of counts means nothing (0 errors against 0): only the numbers.
+  for (const name of countNames(runs)) rows.push([`${name} (worst run)`, format(worstCount(runs.baseline, name), 0), format(worstCount(runs.subject, name), 0), dash]);
   const lines = [header, formatTable(['figure', 'baseline', 'subject', 'subject/baseline'], rows)];
   if ([...runs.baseline, ...(runs.subject ?? [])].some((result) => result.mibPerSec !== undefined)) {
     lines.push(
@@ -98,6 +128,7 @@ export function formatCaseReport(runs: CaseRuns): string {
         (runs.subject === undefined ? ' | no subject attached yet' : ` | subject ${perRun(runs.subject)}`),
     );
   }
+  lines.push(...(runs.notes ?? []).map((note) => `note: ${note}`));
   lines.push(...checkTargets(runs).map((check) => check.line));
   return lines.join('\n');
 }

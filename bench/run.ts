@@ -1,6 +1,7 @@
 // Entry of `npm run bench`: runs every registered case (baseline and, when attached, subject)
 // several times, interleaved, and prints medians, ratios and target checks.
-//   tsx bench/run.ts [--runs N] [--only NAME]... [--size MiB] [--settle-ms MS]
+//   tsx bench/run.ts [--runs N] [--only NAME]... [--size MiB] [--settle-ms MS] [--cpu-prof-dir DIR]
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import './cases.js';
@@ -45,13 +46,17 @@ function parseOptions(): BenchOptions {
       only: { type: 'string', multiple: true },
       size: { type: 'string' },
       'settle-ms': { type: 'string' },
+      'cpu-prof-dir': { type: 'string' },
     },
   });
   return {
     runs: positiveInteger(values.runs, defaults.runs, '--runs'),
     only: values.only ?? [],
     settleMs: nonNegativeInteger(values['settle-ms'], defaults.settleMs, '--settle-ms'),
-    context: { singleUploadMiB: positiveInteger(values.size, defaults.singleUploadMiB, '--size') },
+    context: {
+      singleUploadMiB: positiveInteger(values.size, defaults.singleUploadMiB, '--size'),
+      cpuProfileDir: values['cpu-prof-dir'] === undefined ? undefined : path.resolve(values['cpu-prof-dir']),
+    },
   };
 }
 
@@ -69,6 +74,7 @@ async function runCase(benchCase: BenchCase, options: BenchOptions): Promise<Cas
     baseline: [],
     subject: benchCase.subject === undefined ? undefined : [],
     targets: benchCase.targets,
+    notes: benchCase.notes,
   };
   for (let run = 0; run < options.runs; run += 1) {
     const sides: { measure: BenchCase['baseline']; results: Result[] }[] = [

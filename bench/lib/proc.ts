@@ -18,6 +18,16 @@ export interface SpawnServerOptions {
   cwd?: string;
   /** How long to wait for the `{"port":N}` line before giving up. */
   readyTimeoutMs?: number;
+  /** Flags for node itself, before the entry file (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  /**
+   * Open files (sockets) the server needs: its soft RLIMIT_NOFILE is raised to this, or as far
+   * as the hard limit allows, before node starts (node cannot raise its own). Check the result
+   * with openFilesLimit(pid).
+   */
+  openFiles?: number;
+  /** How long stop() waits after SIGTERM before SIGKILL. Default 5 s. */
+  stopTimeoutMs?: number;
 }
 
 const spawnDefaults = {
@@ -25,6 +35,8 @@ const spawnDefaults = {
   env: {} as Record<string, string>,
   cwd: fileURLToPath(new URL('../..', import.meta.url)),
   readyTimeoutMs: 20_000,
+  nodeArgs: [] as string[],
+  stopTimeoutMs: 5_000,
 };
 
 export interface RunningServer {
@@ -98,12 +110,12 @@ async function removeAnnouncedTempDir(dir: string | undefined): Promise<void> {
   if (dir !== undefined && isBenchTempDir(dir)) await rm(dir, { recursive: true, force: true });
 }
 
-async function stopChild(child: ChildProcess, tempDir: string | undefined): Promise<void> {
+async function stopChild(child: ChildProcess, tempDir: string | undefined, timeoutMs = spawnDefaults.stopTimeoutMs): Promise<void> {
   const exited = waitForExit(child);
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
     // A server that ignores SIGTERM (or hangs cleaning up) must not stall the bench.
-    const escalation = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    const escalation = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     await exited;
     clearTimeout(escalation);
   }
@@ -111,11 +123,32 @@ async function stopChild(child: ChildProcess, tempDir: string | undefined): Prom
   await removeAnnouncedTempDir(tempDir);
 }
 
+/** The soft and hard limit on open files of a process (`self` for this one), from /proc. */
+export async function openFilesLimit(pid: number | 'self'): Promise<{ soft: number; hard: number }> {
+  const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
+  if (match === null) throw new Error(`no "Max open files" in /proc/${pid}/limits`);
+  const read = (value: string | undefined): number => (value === 'unlimited' ? Number.POSITIVE_INFINITY : Number(value));
+  return { soft: read(match[1]), hard: read(match[2]) };
+}
+
+/**
+ * The command that starts node: node itself, or, when the server needs more open files than our
+ * soft limit (which it would inherit), a shell that raises it first and then execs node, so the
+ * pid stays node's. The shell goes as far as the hard limit when `wanted` is above it.
+ */
+async function nodeCommand(argv: string[], openFiles: number | undefined): Promise<{ command: string; args: string[] }> {
+  if (openFiles === undefined || (await openFilesLimit('self')).soft >= openFiles) return { command: process.execPath, args: argv };
+  const script = `ulimit -n ${openFiles} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
+  return { command: '/bin/sh', args: ['-c', script, 'sh', process.execPath, ...argv] };
+}
+
 export async function spawnServer(options: SpawnServerOptions): Promise<RunningServer> {
   const opts = { ...spawnDefaults, ...options };
   installExitHooks();
   const loader = opts.file.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, opts.file, ...opts.args], {
+  const { command, args } = await nodeCommand([...opts.nodeArgs, ...loader, opts.file, ...opts.args], opts.openFiles);
+  const child = spawn(command, args, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     // stderr goes straight to ours so crashes are visible; stdout is parsed.
@@ -125,7 +158,7 @@ export async function spawnServer(options: SpawnServerOptions): Promise<RunningS
 
   const stdout = child.stdout;
   if (stdout === null || child.pid === undefined) {
-    await stopChild(child, undefined);
+    await stopChild(child, undefined, opts.stopTimeoutMs);
     throw new Error(`could not spawn ${opts.file}`);
   }
   const pid = child.pid;
@@ -165,10 +198,10 @@ export async function spawnServer(options: SpawnServerOptions): Promise<RunningS
       pid,
       port: ready.port,
       tempDir: ready.tempDir,
-      stop: () => stopChild(child, ready.tempDir),
+      stop: () => stopChild(child, ready.tempDir, opts.stopTimeoutMs),
     };
   } catch (error) {
-    await stopChild(child, undefined);
+    await stopChild(child, undefined, opts.stopTimeoutMs);
     throw error;
   }
 }

@@ -15,10 +15,16 @@ export interface Result {
   eventsPerSec?: number;
   /** Named latencies in ms (e.g. a p99), for cases that time events rather than move bytes. */
   latencyMs?: Record<string, number>;
+  /** CPU (user + sys) of the bench process that ran the clients, over the measured phase. */
+  clientCpuSec?: number;
+  /** Named counts (errors, lost events...): the report shows the worst run, not the median. */
+  counts?: Record<string, number>;
 }
 
 /** What a client workload reports back: how much it moved, and how long the transfer took. */
 export interface Transfer {
   payloadMiB: number;
   seconds: number;
+  /** Figures only the client can know; measureServer passes them through. */
+  extra?: Pick<Result, 'latencyMs' | 'clientCpuSec' | 'counts' | 'eventsPerSec'>;
 }

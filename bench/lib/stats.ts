@@ -11,3 +11,14 @@ export function ratio(subject: number | undefined, baseline: number | undefined)
   if (subject === undefined || baseline === undefined || baseline === 0) return undefined;
   return subject / baseline;
 }
+
+/** The q-quantile (0-1) of sorted `values` by nearest rank: p99 of 200 samples is the 198th smallest. */
+export function quantileOfSorted(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) throw new Error('quantile of nothing');
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+/** The q-quantile (0-1) by nearest rank. */
+export function quantile(values: readonly number[], q: number): number {
+  return quantileOfSorted([...values].sort((a, b) => a - b), q);
+}
