@@ -22,6 +22,7 @@ import { socketIoTransport } from './transports/socketio.js';
 import { httpTransport } from './transports/http.js';
 import { pagesTransport } from './transports/pages.js';
 import { originRefusal } from './transports/origin.js';
+import { holdUpgrade } from './transports/connectionLimit.js';
 
 /** Every transport the hub serves, in the order they are attached. */
 export const TRANSPORTS: readonly TransportFactory[] = [webSocketTransport, socketIoTransport, pagesTransport, httpTransport];
@@ -74,7 +75,8 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   server.on('upgrade', (request, socket, head: Buffer) => {
     const pathname = (request.url ?? '/').split('?')[0] as string;
     const owner = shuttingDown ? undefined : transports.find((transport) => transport.handleUpgrade !== undefined && transport.ownsUpgrade?.(pathname) === true);
-    const refused = owner === undefined ? undefined : originRefusal(request.headers, hub.options);
+    // Then maxConnectionsPerIp (transports/connectionLimit.ts): a slot held until the socket closes, or 429.
+    const refused = owner === undefined ? undefined : originRefusal(request.headers, hub.options) ?? holdUpgrade(hub, request, socket);
     if (owner?.handleUpgrade !== undefined && refused === undefined) {
       owner.handleUpgrade(request, socket, head);
       return;

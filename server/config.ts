@@ -24,6 +24,20 @@ const origins = z.array(z.string().transform((value, ctx) => {
   return z.NEVER;
 }));
 
+/**
+ * allowedTypes entries, lower-cased: a MIME type (`image/png`), a MIME family (`image/*`), or a
+ * file name extension, kept with its dot (`png` and `.png` are `.png`).
+ */
+const MIME_TYPE_ENTRY = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
+const EXTENSION_ENTRY = /^\.?[a-z0-9][a-z0-9_+-]*$/;
+const contentTypes = z.array(z.string().transform((value, ctx) => {
+  const entry = value.trim().toLowerCase();
+  if (MIME_TYPE_ENTRY.test(entry)) return entry;
+  if (EXTENSION_ENTRY.test(entry)) return entry.startsWith('.') ? entry : `.${entry}`;
+  ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a type: expected a MIME type (image/png), a family (image/*) or an extension (.png)` });
+  return z.NEVER;
+}));
+
 /** What an option's number counts, shown in `serve --help` (`--max-file-size <bytes>`). */
 export type OptionUnit = 'bytes' | 'bytes/s' | 'ms' | 'percent';
 
@@ -83,6 +97,15 @@ export const hubOptionsSchema = z.object({
   // A page elsewhere must not drive the hub through its visitors' browsers (transports/origin.ts).
   allowedOrigins: origins.default([]).meta(doc("web origins besides the hub's own whose pages may open sockets and send POST/DELETE (https://app.example.com,...); * allows all", undefined, 'origins')),
   corsOrigins: origins.default([]).meta(doc('web origins whose pages may call the HTTP API (CORS; off when empty); each is also an allowed origin; * allows all', undefined, 'origins')),
+
+  // Abuse limits, each refused with its own code (core/Limits.ts; per address:
+  // transports/connectionLimit.ts). Anonymous connections are one principal, `anonymous`.
+  maxOpenUploadsPerPrincipal: z.number().int().min(0).default(100).meta(doc('unfinished uploads one principal may own at once (429 ERR_TOO_MANY_UPLOADS); 0 no limit')),
+  createsPerMinutePerPrincipal: z.number().int().min(0).default(120).meta(doc('creates one principal may make per minute, as a bucket refilled over the minute (429 ERR_RATE_LIMITED with Retry-After); 0 no limit')),
+  maxConnectionsPerIp: z.number().int().min(0).default(64).meta(doc('WebSocket and Socket.IO connections and SSE/NDJSON streams one client address may hold together (429 ERR_TOO_MANY_CONNECTIONS); 0 no limit')),
+  maxMetadataBytes: positiveInt.default(8 * KiB).meta(doc("an upload's metadata as UTF-8 JSON, at most 64 keys (413 ERR_METADATA_TOO_LARGE)", 'bytes')),
+  allowedTypes: contentTypes.default([]).meta(doc('MIME types (image/png), families (image/*) or extensions (.png) an upload may have, checked at create and against its first bytes (415 ERR_TYPE_NOT_ALLOWED); empty allows all', undefined, 'types')),
+  minFreeDiskBytes: bytes.default(1 * GiB).meta(doc("a create whose declared size would leave less than this free in dataDir is refused before any byte (507 ERR_STORAGE_FULL)", 'bytes')),
 
   multipartMaxFiles: positiveInt.default(10).meta(doc('multipart: most files per request')),
   multipartMaxFields: positiveInt.default(100).meta(doc('multipart: most non-file fields per request')),

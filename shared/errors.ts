@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   ERR_CHUNK_TOO_LARGE: { status: 413, closeCode: 4413, message: 'Chunk exceeds maxChunkSize' },
   ERR_TOO_MANY_FILES: { status: 413, closeCode: 4413, message: 'Too many files in one multipart request' },
   ERR_TOO_MANY_FIELDS: { status: 413, closeCode: 4413, message: 'Too many or too large form fields' },
-  ERR_TOO_MANY_UPLOADS: { status: 429, closeCode: 4429, message: 'Too many concurrent uploads on this connection' },
+  ERR_TOO_MANY_UPLOADS: { status: 429, closeCode: 4429, message: 'Too many unfinished uploads: on this connection (maxUploadsPerConnection) or of this principal (maxOpenUploadsPerPrincipal)' },
   ERR_IDLE_TIMEOUT: { status: 408, closeCode: 4408, message: 'No chunk arrived within idleTimeoutMs; resume to continue' },
   ERR_CHECKSUM_MISMATCH: { status: 422, closeCode: 4422, message: 'sha256 of the received bytes differs from the declared one' },
   ERR_UPLOAD_ABORTED: { status: 400, closeCode: 4400, message: 'The request ended before the file was complete' },
@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, closeCode: 4415, message: 'The request body has the wrong Content-Type' },
   ERR_REQUEST_TIMEOUT: { status: 408, closeCode: 4408, message: 'The request body did not arrive within requestTimeoutMs' },
   ERR_TOO_SLOW: { status: 408, closeCode: 4408, message: 'The upload body arrived slower than minUploadRate' },
+  ERR_RATE_LIMITED: { status: 429, closeCode: 4429, message: 'Too many creates: the principal passed createsPerMinutePerPrincipal' },
+  ERR_TOO_MANY_CONNECTIONS: { status: 429, closeCode: 4429, message: 'Too many connections and streams from this address (maxConnectionsPerIp)' },
+  ERR_METADATA_TOO_LARGE: { status: 413, closeCode: 4413, message: 'Metadata exceeds maxMetadataBytes or 64 keys' },
+  ERR_TYPE_NOT_ALLOWED: { status: 415, closeCode: 4415, message: 'The file type is not in allowedTypes' },
   ERR_INTERNAL: { status: 500, closeCode: 4500, message: 'Internal error' },
   // Raised by the client library only; the server never sends them.
   ERR_CONNECTION_LOST: { status: 503, closeCode: 4503, message: 'Connection lost and could not be re-established' },
@@ -67,14 +71,17 @@ export class UploadHubError extends Error {
   readonly closeCode: number;
   /** The processing stage the error happened in, when it did. */
   readonly stage: string | undefined;
+  /** When trying again may succeed, in ms (ERR_RATE_LIMITED): HTTP sends it as `Retry-After`. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; stage?: string }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; stage?: string; retryAfterMs?: number }) {
     super(message ?? ERROR_CODES[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UploadHubError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.closeCode = ERROR_CODES[code].closeCode;
     this.stage = options?.stage;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   toJSON(): { code: ErrorCode; message: string; stage?: string } {

@@ -34,6 +34,7 @@ import { ANONYMOUS, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type
 import { EventBus } from './EventBus.js';
 import { LogLimiter } from './LogLimiter.js';
 import { Upload } from './Upload.js';
+import { Limits } from './Limits.js';
 import { FlowControl } from './FlowControl.js';
 import { RecordSaver, type StorageHealth } from './RecordSaver.js';
 import { storageError } from '../store/storageError.js';
@@ -127,6 +128,8 @@ export class UploadHub {
   private readonly logger: Logger | undefined;
   /** Windows from each upload's measured rate, sharing maxBufferedBytes among attached uploads. */
   private readonly flow: FlowControl;
+  /** Abuse limits (Limits.ts): per principal, per declared upload, and its first bytes' type. */
+  readonly limits: Limits;
   private started = false;
   private closing = false;
 
@@ -138,6 +141,10 @@ export class UploadHub {
     this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
     this.events = new EventBus(this.options.eventHistorySize);
     this.flow = new FlowControl(this.options);
+    this.limits = new Limits(this.options, this.store, async (id, error) => {
+      const live = this.uploads.get(id);
+      if (live) await this.fail(live, error);
+    });
     const logger = init.logger;
     this.logger = logger;
     this.saver = new RecordSaver(this.store, {
@@ -241,15 +248,21 @@ export class UploadHub {
   // ------------------------------------------------------------------------------------------
   // Uploads
 
-  async create(principal: Principal, input: CreateInput): Promise<UploadStatus> {
+  /**
+   * @param options.sizeKnown false when `input.size` is only an upper bound (a multipart part of
+   *                          unknown length): minFreeDiskBytes cannot be judged from it.
+   */
+  async create(principal: Principal, input: CreateInput, options: { sizeKnown?: boolean } = {}): Promise<UploadStatus> {
     this.assertOpen();
     if (!mayCreate(principal)) throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not create uploads`);
     if (input.size > this.options.maxFileSize) {
       throw new UploadHubError('ERR_FILE_TOO_LARGE', `File of ${input.size} bytes exceeds maxFileSize ${this.options.maxFileSize}`);
     }
+    const id = newId();
+    await this.limits.admit(principal, input, id, options.sizeKnown);
     const now = Date.now();
     const record: UploadRecord = {
-      id: newId(),
+      id,
       name: input.name,
       size: input.size,
       mimeType: input.mimeType || 'application/octet-stream',
@@ -264,6 +277,7 @@ export class UploadHub {
     try {
       await this.store.save(record);
     } catch (error) {
+      this.limits.closed(principal.id, id);
       throw storageError(error, 'Saving the new upload');
     }
     const live = this.track(record, 0);
@@ -525,6 +539,7 @@ export class UploadHub {
       writer: undefined,
     };
     this.uploads.set(record.id, live);
+    if (!isTerminalState(record.state)) this.limits.opened(record.owner, record.id);
     return live;
   }
 
@@ -535,6 +550,9 @@ export class UploadHub {
     live.rate.sample(now, upload.committed);
     this.advance(live, uploadPercent(live.plan, upload.committed, upload.record.size));
     this.publishProgress(live);
+    // allowedTypes: the first bytes are sniffed once enough are in; a refused type fails the upload.
+    const typeCheck = this.limits.checkContent(upload.record, upload.committed, upload.complete);
+    if (typeCheck?.started) this.background(typeCheck.refused.then(() => undefined));
     if (upload.complete && !live.finalizing) this.background(this.finalize(live));
   }
 
@@ -574,6 +592,8 @@ export class UploadHub {
       await upload.open();
       await upload.settled();
       if (isTerminalState(upload.record.state)) return;
+      // allowedTypes: bytes of a refused type never count as uploaded (the check fails the upload).
+      if (await this.limits.checkContent(upload.record, upload.committed, true)?.refused) return;
       const sha256 = upload.digest();
       this.endAttachment(live, undefined);
       await upload.release();
@@ -735,6 +755,7 @@ export class UploadHub {
     const record = live.upload.record;
     if (isTerminalState(record.state)) return;
     record.state = state;
+    this.limits.closed(record.owner, record.id);
     record.updatedAt = Date.now();
     if (state === 'completed') this.advance(live, 100);
     this.stamp(live);

@@ -5,7 +5,7 @@
  * client file names never do.
  */
 import { createReadStream, renameSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -215,6 +215,12 @@ export class DiskStore implements UploadStore {
     const dir = join(this.outputsDir, assertId(id));
     await mkdir(dir, { recursive: true });
     return dir;
+  }
+
+  /** What an unprivileged process may still write on the data directory's filesystem (bavail, not bfree). */
+  async freeBytes(): Promise<number> {
+    const { bavail, bsize } = await statfs(this.root);
+    return bavail * bsize;
   }
 
   /** Renames `path` into the trash; undefined when there was nothing to move. */

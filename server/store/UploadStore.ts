@@ -62,4 +62,9 @@ export interface UploadStore {
   dataPath(id: string): string;
   /** A directory a processing stage may write its outputs to; removed with the upload. */
   outputDir(id: string): Promise<string>;
+  /**
+   * Bytes still free where uploads are written, for minFreeDiskBytes: a create that would go
+   * below it is refused before any byte. Absent: the hub does not check.
+   */
+  freeBytes?(): Promise<number>;
 }

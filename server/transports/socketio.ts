@@ -37,6 +37,7 @@ import {
 import { EventThrottle } from '../../shared/throttle.js';
 import { derivedLimits } from '../config.js';
 import { ANY_ORIGIN, originRefusal } from './origin.js';
+import { limitEngineIoHandshakes } from './connectionLimit.js';
 import { seesAll, type Principal } from '../core/auth.js';
 import { Session, type SessionWatch } from '../core/Session.js';
 import type { UploadHub } from '../core/UploadHub.js';
@@ -85,6 +86,8 @@ export function socketIoTransport({ hub, server, logger }: TransportContext): So
   for (const listener of server.listeners('upgrade')) {
     if (!upgradeListeners.has(listener)) server.off('upgrade', listener as (...args: unknown[]) => void);
   }
+  // maxConnectionsPerIp for long-polling clients; WebSocket ones are counted at the upgrade (app.ts).
+  limitEngineIoHandshakes(hub, io.engine);
   const sessions = new Set<Session>();
   const fanOut = new RoomFanOut(io, hub);
 

@@ -11,6 +11,7 @@ import { UploadHubError } from '../../../shared/errors.js';
 import { isTerminalState, UPLOAD_ID_PATTERN, UPLOAD_STATES, type HubEvent, type UploadStatus } from '../../../shared/messages.js';
 import type { Principal } from '../../core/auth.js';
 import type { UploadHub } from '../../core/UploadHub.js';
+import { holdStream } from '../connectionLimit.js';
 import { principalOf } from '../httpAuth.js';
 import { EventStream, NDJSON_CONTENT_TYPE, SSE_CONTENT_TYPE, type StreamFormat, type StreamSet } from './EventStream.js';
 import { route, uploadIdParam } from './respond.js';
@@ -43,6 +44,8 @@ function openStream(context: EventRouteContext, req: Request, res: Response, pri
   const { hub, streams } = context;
   // The client may have left while its token was checked: nothing to open then.
   if (res.destroyed) return;
+  const crowded = holdStream(hub, req, res);
+  if (crowded !== undefined) throw crowded;
   // From here on everything is synchronous: no event can be published between the snapshot
   // (or replay) and the subscription, so none is lost or sent twice.
   const statuses: UploadStatus[] | undefined = watched?.map((id) => hub.status(principal, id));

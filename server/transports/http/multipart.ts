@@ -21,7 +21,7 @@ import type { Principal } from '../../core/auth.js';
 import type { Attachment, UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
 import { UploadRateFloor } from './bodyTimeouts.js';
-import { route, sendError } from './respond.js';
+import { route, sendError, setRetryAfter } from './respond.js';
 import { createBody, queryList } from './rest.js';
 
 /** busboy's read and file buffers; Node's 16 KiB default costs several times the CPU at upload sizes. */
@@ -123,12 +123,15 @@ class PartWriter implements Attachment {
     else this.released = true;
   }
 
-  /** Creates the upload, streams the part into it, finalizes or aborts it. */
-  async run(input: CreateInput, res: Response): Promise<MultipartFileResult> {
+  /**
+   * Creates the upload, streams the part into it, finalizes or aborts it. `sizeKnown`: the
+   * sender gave the part's size or the request's length, not only maxFileSize bounds it.
+   */
+  async run(input: CreateInput, res: Response, sizeKnown: boolean): Promise<MultipartFileResult> {
     let created: UploadStatus;
     try {
       if (this.failure) throw this.failure;
-      created = await this.hub.create(this.principal, input);
+      created = await this.hub.create(this.principal, input, { sizeKnown });
     } catch (error) {
       this.stream.resume();
       return this.refused(toHubError(error));
@@ -331,7 +334,7 @@ class MultipartForm {
         const issue = input.error.issues[0];
         return writer.refused(invalidPart(`Invalid part ${field}${issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'schema mismatch'}`));
       }
-      return writer.run(input.data, this.res);
+      return writer.run(input.data, this.res, declared.size !== undefined || this.contentLength !== undefined);
     })().catch((error: unknown) => writer.refused(toHubError(error))));
   }
 
@@ -396,6 +399,7 @@ export function multipartHandler(hub: UploadHub): RequestHandler {
     const body: MultipartResponse = error === undefined ? { uploads } : { uploads, error };
     // A body not read to its end cannot be followed by another request on this connection.
     if (!req.complete) res.setHeader('Connection', 'close');
+    if (error?.code === 'ERR_RATE_LIMITED') setRetryAfter(res, hub.limits.rate.retryAfterMs(principal.id));
     res.status(error === undefined ? 200 : ERROR_CODES[error.code].status).json(body);
   });
 }

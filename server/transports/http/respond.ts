@@ -17,7 +17,13 @@ export function sendError(res: Response, error: unknown, extra: Record<string, u
     res.destroy(hubError);
     return;
   }
+  if (hubError.retryAfterMs !== undefined) setRetryAfter(res, hubError.retryAfterMs);
   res.status(hubError.status).json({ ...extra, error: hubError.toJSON() } satisfies ErrorBody & Record<string, unknown>);
+}
+
+/** `Retry-After` in whole seconds (HTTP has no finer unit), rounded up so a client never comes back early. */
+export function setRetryAfter(res: Response, ms: number): void {
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
 }
 
 /** Lets an async route throw: the error becomes its JSON answer. */
