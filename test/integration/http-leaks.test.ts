@@ -19,7 +19,9 @@ describe('watcher stream clean-up', () => {
     const gate = gateStage();
     gate.stage.when = (upload) => upload.name === 'held.bin';
     // A short heartbeat and a time throttle, so streams hold timers while events flow.
-    const hub = await startHub({ pipeline: [gate.stage], options: { heartbeatMs: 5, progressIntervalMs: 20, progressMinStepPercent: 0 } });
+    // Uploads created as fast as they complete, and 32 streams whose closes the hub may see late:
+    // past the default abuse limits (createsPerMinutePerPrincipal, maxConnectionsPerIp).
+    const hub = await startHub({ pipeline: [gate.stage], options: { heartbeatMs: 5, progressIntervalMs: 20, progressMinStepPercent: 0, createsPerMinutePerPrincipal: 0, maxOpenUploadsPerPrincipal: 0, maxConnectionsPerIp: 0 } });
     const transport = httpTransportOf(hub);
     // Uploads driven through the core in-process: events flow with no socket of their own.
     const writer: Attachment = { detached: () => undefined };

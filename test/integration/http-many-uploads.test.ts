@@ -29,7 +29,8 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'upload-hub-many-'));
   hub = await createHubServer({
     logger: silentLogger,
-    options: { port: 0, host: '127.0.0.1', dataDir, watcherMaxBufferedBytes: WATCHER_MAX_BUFFERED_BYTES },
+    // 10,000 unfinished uploads of one principal: past the default abuse limits.
+    options: { port: 0, host: '127.0.0.1', dataDir, watcherMaxBufferedBytes: WATCHER_MAX_BUFFERED_BYTES, maxOpenUploadsPerPrincipal: 0, createsPerMinutePerPrincipal: 0 },
   });
   const created: UploadStatus[] = [];
   for (let i = 0; i < UPLOADS; i += 100) {

@@ -4,8 +4,8 @@
  * published only once their record is on disk.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventEmitter, once } from 'node:events';
 import { describe, expect, it } from 'vitest';
@@ -71,11 +71,19 @@ describe('storage errors fail one upload, never the hub', () => {
   it('a full disk (real tmpfs) fails the upload with ERR_STORAGE_FULL, removes its bytes, saves and publishes it; new uploads work again', async () => {
     const dataDir = await mountTmpfs(8 * MiB);
     if (dataDir === undefined) return;
-    const hub = await startHub({ options: { dataDir } });
+    const hub = await startHub({ options: { dataDir, minFreeDiskBytes: 0 } });
     const events = record(hub.hub);
     const client = startClient({ url: hub.url, transport: 'ws' });
 
-    const tooBig = randomBytes(12 * MiB);
+    // A file that cannot fit is refused at create (minFreeDiskBytes); this one fits when it is
+    // created, and then something else fills the disk before its bytes arrive.
+    const filler = join(dataDir, 'filler');
+    const untap = hub.hub.events.tap((event) => {
+      if (event.type !== 'created') return;
+      untap();
+      writeFileSync(filler, Buffer.alloc(6 * MiB));
+    });
+    const tooBig = randomBytes(4 * MiB);
     const error = await client.upload(tooBig, { name: 'too-big.bin' }).done.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ERR_STORAGE_FULL' });
     const [failed] = hub.hub.list(ANONYMOUS);
@@ -84,6 +92,7 @@ describe('storage errors fail one upload, never the hub', () => {
     expect(await dataFiles(dataDir)).toEqual([]);
 
     // The space is back: the next uploads complete, byte for byte.
+    await rm(filler);
     await hub.hub.store.flush();
     for (const size of [3 * MiB, 3 * MiB]) {
       const bytes = randomBytes(size);

@@ -230,7 +230,8 @@ describe('a large snapshot', () => {
   it('of 10,000 uploads comes as `watching` pieces of at most maxMessageBytes; the connection stays open; the client Watcher gets it whole over either transport', async () => {
     const uploads = 10_000;
     const maxMessageBytes = 64 * KiB;
-    const hub = await startHub({ options: { maxMessageBytes, heartbeatMs: 0 } });
+    // 10,000 unfinished uploads of one principal: past the default abuse limits.
+    const hub = await startHub({ options: { maxMessageBytes, heartbeatMs: 0, maxOpenUploadsPerPrincipal: 0, createsPerMinutePerPrincipal: 0 } });
     for (let i = 0; i < uploads; i += 250) {
       await Promise.all(Array.from({ length: 250 }, (_, j) => hub.hub.create(ANYONE, { name: `many-${i + j}.bin`, size: 100, metadata: { batch: String(i) } })));
     }
