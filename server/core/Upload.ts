@@ -72,6 +72,11 @@ export class Upload {
     return this.committed === this.record.size;
   }
 
+  /** Why the upload stopped taking bytes (cancelled, failed, a write error); whoever set it ends the upload. */
+  get halted(): UploadHubError | undefined {
+    return this.failure;
+  }
+
   /** Bytes accepted but not yet written. */
   get buffered(): number {
     return this.pending;
@@ -82,6 +87,8 @@ export class Upload {
    * re-hashes the bytes already stored (a hash's state cannot be persisted).
    */
   async open(): Promise<void> {
+    // An upload being cancelled or failed is never reopened: its bytes are about to go.
+    if (this.failure) throw this.failure;
     if (this.writer) return;
     this.opening ??= (async () => {
       if (!this.hash) {

@@ -453,10 +453,16 @@ export class UploadHub {
 
   private async stopAndRemove(live: Live): Promise<UploadStatus> {
     const { upload } = live;
+    const cancelled = new UploadHubError('ERR_CANCELLED');
+    // Receiving stops first: no chunk is written, and no writer reopens the file, while a
+    // running stage is being stopped (which may take up to abortDeadlineMs).
+    this.endAttachment(live, cancelled);
+    const halted = upload.abort(cancelled);
     const stopped = await this.processing.cancel(upload.id);
+    await halted;
     if (isTerminalState(upload.record.state)) return this.statusOf(live);
     const stage = stopped?.stage;
-    await this.discard(live, new UploadHubError('ERR_CANCELLED'));
+    await this.discard(live, cancelled);
     if (stage !== undefined) upload.record.stage = stage;
     await this.end(live, 'cancelled', stage === undefined ? {} : { stage });
     return this.statusOf(live);
@@ -611,6 +617,8 @@ export class UploadHub {
       this.setState(live, 'uploaded', { bytes: upload.committed, sha256 });
       this.enqueueProcessing(live);
     } catch (error) {
+      // Halted (cancelled, or a write failed): whoever halted it ends it, not this.
+      if (upload.halted) return;
       await this.fail(live, storageError(error, 'Finishing the upload'));
     }
   }
