@@ -3,21 +3,9 @@
  * description of where an upload is. Pure functions (no DOM), unit-tested in test/unit.
  */
 import type { JsonValue, Phase, UploadState } from '../../shared/messages.js';
+import { formatBytes, formatPercent } from '../../shared/units.js';
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
-
-/** 1536 -> "1.5 KiB"; binary units, one decimal below 10 of a unit. */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '—';
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const digits = unit === 0 || value >= 10 ? 0 : 1;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
-}
+export { formatBytes, formatPercent };
 
 /** Bytes per second; "—" when unknown or zero (as during processing). */
 export function formatRate(bytesPerSecond: number | undefined): string {
@@ -35,12 +23,6 @@ export function formatEta(seconds: number | null | undefined): string {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
-/** The bar's text: whole percent, except that anything short of done never reads 100%. */
-export function formatPercent(percent: number): string {
-  const clamped = Math.min(100, Math.max(0, percent));
-  const whole = clamped < 100 ? Math.min(99, Math.floor(clamped)) : 100;
-  return `${whole}%`;
-}
 
 /** Everything the page may show about where an upload is. */
 export interface ProgressView {

@@ -3,18 +3,13 @@
  * option's default in `serve --help`. Pure functions.
  */
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+import { formatBytes as formatSize, formatPercent } from '../../shared/units.js';
 
-/** 1536 -> "1.5 KiB"; binary units, one decimal below 10 of a unit. */
+export { formatPercent };
+
+/** 1536 -> "1.5 KiB" (shared/units.ts); "-" for a bad number, as a terminal shows nothing else. */
 export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '-';
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 || value >= 10 ? 0 : 1)} ${UNITS[unit]}`;
+  return formatSize(bytes, '-');
 }
 
 /** Bytes per second; "-" while unknown or zero (as during processing). */
@@ -33,11 +28,6 @@ export function formatSeconds(seconds: number | null | undefined): string {
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
-/** Whole percent that reads 100 only when done: 99.7 of a bar is not finished. */
-export function formatPercent(percent: number): string {
-  const clamped = Math.min(100, Math.max(0, percent));
-  return `${clamped < 100 ? Math.min(99, Math.floor(clamped)) : 100}%`;
-}
 
 /** Local wall-clock time, "14:03:07". */
 export function formatClock(at: number): string {
