@@ -32,7 +32,6 @@ import {
   clientMessages,
   createMessage,
   deepJsonText,
-  deepNesting,
   FUZZ_SEED,
   metadata,
   mutatedBytes,

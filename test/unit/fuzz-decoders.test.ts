@@ -75,7 +75,7 @@ describe('chunk frame decoder', () => {
         expect(encodeChunkFrame(id, at, data)).toEqual(bytes);
         expect(data.byteLength).toBe(bytes.byteLength - (2 + id.length + 8));
       }
-    }), runs(4000));
+    }), runs(2000));
   });
 
   it('round-trips every valid id, offset and payload; the header stays within MAX_FRAME_HEADER_BYTES', () => {
@@ -86,7 +86,7 @@ describe('chunk frame decoder', () => {
       expect(decoded.uploadId).toBe(id);
       expect(decoded.offset).toBe(at);
       expect(decoded.data).toEqual(payload);
-    }), runs(3000));
+    }), runs(1500));
   });
 
   it('refuses to encode an invalid id or offset with ERR_BAD_FRAME only', () => {
@@ -94,7 +94,7 @@ describe('chunk frame decoder', () => {
       const result = decode(FRAME_CODES, () => encodeChunkFrame(id, at, new Uint8Array(3)));
       // -0 is a valid offset, 0.
       if ('value' in result) expect(decodeChunkFrame(result.value)).toMatchObject({ uploadId: id, offset: at === 0 ? 0 : at });
-    }), runs(3000));
+    }), runs(1500));
   });
 });
 
@@ -107,13 +107,13 @@ describe('control message codec', () => {
       if ('value' in result) expect(parseClientMessage(JSON.stringify(result.value), Number.POSITIVE_INFINITY)).toEqual(result.value);
       // The size rule is checked first, on UTF-8 bytes.
       if (encoder.encode(text).byteLength > limit) expect(result).toMatchObject({ error: { code: 'ERR_MESSAGE_TOO_LARGE' } });
-    }), runs(3000));
+    }), runs(1500));
   });
 
   it('parses any bytes, invalid UTF-8 included, without throwing anything uncoded', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
       decode(MESSAGE_CODES, () => parseClientMessage(bytes, LIMIT));
-    }), runs(2000));
+    }), runs(1000));
   });
 
   it('round-trips every valid client message, as text and as bytes', () => {
@@ -122,14 +122,14 @@ describe('control message codec', () => {
       const text = JSON.stringify(message);
       expect(parseClientMessage(text, Number.POSITIVE_INFINITY)).toEqual(message);
       expect(parseClientMessage(encoder.encode(text), Number.POSITIVE_INFINITY)).toEqual(message);
-    }), runs(3000));
+    }), runs(1500));
   });
 
   it('validates any decoded value, deep and mutated ones included, with coded errors only', () => {
     const value = fc.oneof(hostileValue, mutatedMessage(clientMessage as fc.Arbitrary<Record<string, unknown>>, hostileValue));
     fc.assert(fc.property(value, (raw) => {
       decode(['ERR_BAD_MESSAGE', 'ERR_UNKNOWN_MESSAGE'], () => validateClientMessage(raw));
-    }), runs(3000));
+    }), runs(1500));
   });
 
   it('validates any message from the hub, deep results included, with coded errors only; valid ones round-trip', () => {
@@ -138,10 +138,10 @@ describe('control message codec', () => {
     const raw = fc.oneof({ weight: 10, arbitrary: wildValue }, { weight: 1, arbitrary: deepResult }, { weight: 10, arbitrary: mutatedMessage(serverMessage as fc.Arbitrary<Record<string, unknown>>, hostileValue) });
     fc.assert(fc.property(raw, (value) => {
       decode(['ERR_BAD_MESSAGE', 'ERR_UNKNOWN_MESSAGE'], () => validateServerMessage(value));
-    }), runs(1000));
+    }), runs(500));
     fc.assert(fc.property(serverMessage, (message) => {
       expect(parseServerMessage(JSON.stringify(message))).toEqual(message);
-    }), runs(1500));
+    }), runs(750));
   });
 
   it('counts UTF-8 bytes of any string, lone surrogates included, as the encoder does', () => {
@@ -150,7 +150,7 @@ describe('control message codec', () => {
       expect(utf8ByteLength(text)).toBe(bytes);
       const result = decode(['ERR_MESSAGE_TOO_LARGE'], () => assertMessageSize(text, limit));
       expect('error' in result).toBe(bytes > limit);
-    }), runs(5000));
+    }), runs(2500));
   });
 
   it('splits any watching reply into pieces within the limit that join back to it', () => {
@@ -163,7 +163,7 @@ describe('control message codec', () => {
         if (items > 1) expect(Buffer.byteLength(JSON.stringify(piece))).toBeLessThanOrEqual(limit);
       }
       expect(joinWatching(pieces)).toEqual(reply);
-    }), runs(500));
+    }), runs(300));
     expect(decode(['ERR_BAD_MESSAGE'], () => joinWatching([]))).toMatchObject({ error: { code: 'ERR_BAD_MESSAGE' } });
   });
 });
@@ -186,7 +186,7 @@ describe('Socket.IO payload checks', () => {
         expect(result.value).toMatchObject({ uploadId: id, offset: at });
         expect(result.value.data).toBeInstanceOf(Uint8Array);
       }
-    }), runs(3000));
+    }), runs(1500));
   });
 
   it('parses any payload of every client event into its message or a coded error; valid ones round-trip', () => {
@@ -194,16 +194,16 @@ describe('Socket.IO payload checks', () => {
       const result = decode(MESSAGE_CODES, () => parseClientEvent(type, raw, limit));
       if ('value' in result) expect(result.value.type).toBe(type);
       decode(['ERR_BAD_MESSAGE'], () => messageOf(type, raw));
-    }), runs(3000));
+    }), runs(1500));
     fc.assert(fc.property(clientMessage.filter((message) => message.type !== 'hello'), (message) => {
       expect(parseClientEvent(message.type as Exclude<ClientMessage['type'], 'hello'>, payloadOf(message), LIMIT * 16)).toEqual(message);
-    }), runs(2000));
+    }), runs(1000));
   });
 
   it('names only the protocol\'s events, whatever the string (inherited names included)', () => {
     fc.assert(fc.property(fc.oneof(unicodeText(20), fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'chunk', 'hello', ...CLIENT_EVENTS)), (name) => {
       expect(isClientEventName(name)).toBe((CLIENT_EVENTS as readonly string[]).includes(name));
-    }), runs(2000));
+    }), runs(1000));
   });
 });
 
@@ -211,16 +211,16 @@ describe('HTTP list cursor', () => {
   it('decodes any string into a position or ERR_BAD_MESSAGE; encoded positions round-trip', () => {
     fc.assert(fc.property(fc.oneof(unicodeText(60), fc.base64String({ maxLength: 80 }).map((text) => text.replace(/=+$/, ''))), (cursor) => {
       decode(['ERR_BAD_MESSAGE'], () => decodeCursor(cursor));
-    }), runs(3000));
+    }), runs(1500));
     fc.assert(fc.property(fc.maxSafeNat(), uploadId, (createdAt, id) => {
       expect(decodeCursor(encodeCursor({ createdAt, id }))).toEqual({ createdAt, id });
-    }), runs(2000));
+    }), runs(1000));
   });
 
   it('reads any query value as a list of strings', () => {
     fc.assert(fc.property(fc.oneof(hostileValue, fc.array(hostileValue, { maxLength: 4 })), (value) => {
       for (const item of queryList(value)) expect(typeof item).toBe('string');
-    }), runs(2000));
+    }), runs(1000));
   });
 });
 
