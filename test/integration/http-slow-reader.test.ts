@@ -10,7 +10,7 @@ const MiB = 1024 * 1024;
 describe('a slow SSE reader', () => {
   it('gets coalesced progress while its socket is paused, bounded server memory, and still `completed` once it reads again', async () => {
     // Every commit publishes progress.
-    const hub = await startHub({ options: { progressIntervalMs: 0, progressMinStepPercent: 0 } });
+    const hub = await startHub({ options: { progressIntervalMs: 0, progressMinStepPercent: 0, maxOpenUploadsPerPrincipal: 0, createsPerMinutePerPrincipal: 0 } });
     const file = await randomFile(256 * MiB);
     let serverSide: ServerResponse | undefined;
     hub.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {

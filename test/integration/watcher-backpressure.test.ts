@@ -132,11 +132,14 @@ async function flood(hub: HubServer, enough: () => boolean, limit = 96 * MiB): P
   return bytes;
 }
 
+/** The flood below creates thousands of uploads of one principal: past the default abuse limits. */
+const UNLIMITED = { maxOpenUploadsPerPrincipal: 0, createsPerMinutePerPrincipal: 0 } as const;
+
 describe('a socket watcher that stops reading', () => {
   it('raw WebSocket: progress is coalesced, the hub holds at most watcherMaxBufferedBytes for it, then closes it with 4503 ERR_SLOW_CONSUMER', async () => {
     const cap = 1 * MiB;
     // Every commit publishes progress; no pings, so only the cap can end the connection.
-    const hub = await startHub({ options: { watcherMaxBufferedBytes: cap, heartbeatMs: 0, progressIntervalMs: 0, progressMinStepPercent: 0 } });
+    const hub = await startHub({ options: { watcherMaxBufferedBytes: cap, heartbeatMs: 0, progressIntervalMs: 0, progressMinStepPercent: 0, ...UNLIMITED } });
     const serverSide = serverSideOf(hub, 'paused-watcher');
     const watcher = await rawWsWatcher(hub, 'paused-watcher');
     const server = await serverSide;
@@ -176,7 +179,7 @@ describe('a socket watcher that stops reading', () => {
 
   it('Socket.IO: the same bound; the socket gets `error` ERR_SLOW_CONSUMER, then `closing`, then a disconnect', async () => {
     const cap = 1 * MiB;
-    const hub = await startHub({ options: { watcherMaxBufferedBytes: cap, heartbeatMs: 0, progressIntervalMs: 0, progressMinStepPercent: 0 } });
+    const hub = await startHub({ options: { watcherMaxBufferedBytes: cap, heartbeatMs: 0, progressIntervalMs: 0, progressMinStepPercent: 0, ...UNLIMITED } });
     const io = (hub.transports.find((t) => t.name === 'socket.io') as SocketIoTransport).io;
     const serverSide = serverSideOf(hub, 'paused-watcher');
     const connected = new Promise<ServerSocket>((resolve) => io.once('connection', resolve));
