@@ -52,7 +52,9 @@ export class ThroughputSeries {
     this.known.set(uploadId, bytes);
     // First heard of mid-way: its bytes so far are a starting point, not a burst.
     if (before === undefined || bytes <= before) return 0;
-    const bucket = Math.floor(now / this.bucketMs);
+    // Bytes heard in the part of a second before the first whole one are counted in that first
+    // second: points start at a whole second, and bytes left before it would never be drawn.
+    const bucket = Math.max(Math.floor(now / this.bucketMs), Math.ceil(this.since / this.bucketMs));
     this.buckets.set(bucket, (this.buckets.get(bucket) ?? 0) + (bytes - before));
     this.prune(now);
     return bytes - before;

@@ -149,10 +149,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('dashboard (Chromium)', () => {
     expect(await detail.locator('#detail-facts').textContent()).toContain(done.id);
   });
 
-  // Known flake (1 timeout in 3 full-suite runs, never alone or under parallel copies of itself):
-  // a step's bytes sometimes never show in the chart's total. Retried once while the cause is
-  // found; a chart that does not draw still fails both tries.
-  it('draws aggregate throughput live while an upload runs, one point a second, and the tiles follow', { retry: 1 }, async () => {
+  it('draws aggregate throughput live while an upload runs, one point a second, and the tiles follow', async () => {
     const hub = await startHub({ options: { uploadWindow: MiB, minWindow: 256 * 1024 } });
     const page = await openDashboard(`${hub.url}/dashboard`);
     expect(await chartNumber(page, 'totalBytes')).toBe(0);

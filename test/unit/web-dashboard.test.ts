@@ -65,6 +65,13 @@ describe('ThroughputSeries: bytes per second over the last minutes', () => {
     expect(series.points(T0 + 1000)).toEqual([{ at: T0, bytesPerSecond: 8 * MiB }]);
   });
 
+  it('counts bytes heard before the first whole second in that second, never drops them', () => {
+    const series = new ThroughputSeries(T0 + 500);
+    series.baseline('a', 0);
+    series.record('a', MiB, T0 + 700);
+    expect(series.points(T0 + 2000)).toEqual([{ at: T0 + 1000, bytesPerSecond: MiB }]);
+  });
+
   it('keeps the window: older seconds drop out, and nothing is drawn from before the page listened', () => {
     const series = new ThroughputSeries(T0 + 500, { windowMs: 10_000 });
     series.baseline('a', 0);
