@@ -94,11 +94,18 @@ const bundles = new Map<string, Promise<Map<string, PageAsset>>>();
  * platform 'browser' makes a `node:` import anywhere in the graph a build error, which keeps
  * client/index.ts honest.
  */
-export async function bundlePages(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
-  // Loaded on first use: hubs that never serve a page never start esbuild.
+export function bundlePages(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
+  return bundle(Object.fromEntries(Object.entries(ENTRIES).map(([out, source]) => [out.replace(/\.js$/, ''), join(webDir, source)])));
+}
+
+/**
+ * One esbuild run for the browser (ESM, ES2022, minified, linked source map), kept in memory:
+ * each output file by its name. Loaded on first use: hubs that never serve a page never start esbuild.
+ */
+async function bundle(entryPoints: Record<string, string>): Promise<Map<string, PageAsset>> {
   const { build } = await import('esbuild');
   const result = await build({
-    entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([out, source]) => [out.replace(/\.js$/, ''), join(webDir, source)])),
+    entryPoints,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -127,27 +134,8 @@ function libraryEntry(webDir: string): string {
  * The client library for browsers and apps' bundlers: client/index.ts as one ESM module, ES2022,
  * minified, with a linked source map. Its dependencies (socket.io-client) are inside.
  */
-export async function bundleLibrary(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
-  const { build } = await import('esbuild');
-  const result = await build({
-    entryPoints: { 'upload-hub': libraryEntry(webDir) },
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    sourcemap: 'linked',
-    legalComments: 'none',
-    outdir: '/assets',
-    write: false,
-    logLevel: 'silent',
-  });
-  const assets = new Map<string, PageAsset>();
-  for (const file of result.outputFiles) {
-    const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-    assets.set(name, { body: Buffer.from(file.contents), contentType: contentTypeOf(name) });
-  }
-  return assets;
+export function bundleLibrary(webDir: string = webSourceDir()): Promise<Map<string, PageAsset>> {
+  return bundle({ 'upload-hub': libraryEntry(webDir) });
 }
 
 /** The library's types: one declaration file (see clientTypes.ts). */
