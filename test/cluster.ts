@@ -1,0 +1,573 @@
+/**
+ * Harness for tests of several hub nodes on one Redis: a key prefix per test (deleted after
+ * it), hub nodes in child processes (test/fixtures/cluster-node.ts) sharing one data directory,
+ * a round-robin TCP balancer in front of them, and a TCP proxy to Redis that can cut the link.
+ * Everything started here is stopped after the test through onCleanup (test/helpers.ts).
+ *
+ * @example
+ * await requireRedis(ctx);
+ * const cluster = await startCluster({ nodes: 3, env: { SLOW_STAGE_MS: '5000' } });
+ * const client = startClient({ url: cluster.balancer.url });
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import type { TestContext } from 'vitest';
+import { onCleanup, tempDir } from './helpers.js';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** Short leases, so a resume after a SIGKILL waits ~1.5 s for the dead holder's lease, not 5. */
+export const TEST_LEASE_TTL_MS = 1500;
+export const TEST_SHUTDOWN_TIMEOUT_MS = 5000;
+/** How long a node may take to start (tsx compiles on the fly; the machine may be loaded). */
+const NODE_START_MS = 30_000;
+/** How much of a node's stdout and stderr is kept for a failure message. */
+const NODE_OUTPUT_BYTES = 256 * 1024;
+/** A stdout line longer than this is cut: the fixture's own lines are short. */
+const MAX_LINE_BYTES = 64 * 1024;
+/** Default bound of waitForLine. */
+const LINE_WAIT_MS = 20_000;
+
+/** The Redis the tests use: REDIS_URL, else the local default. */
+export function redisUrl(): string {
+  return process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An ioredis client that fails fast instead of retrying forever: for the harness's own checks. */
+function harnessRedis(url: string): Redis {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, retryStrategy: () => null, enableOfflineQueue: true });
+  // A failed connect also rejects the command that needed it; the event must not crash the run.
+  redis.on('error', () => {});
+  return redis;
+}
+
+async function redisAnswers(url: string): Promise<string | undefined> {
+  const redis = harnessRedis(url);
+  try {
+    await within(redis.connect(), 3000, `connect to ${url}`);
+    await within(redis.ping(), 3000, `PING ${url}`);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Skips the calling test (with a message) when Redis does not answer at redisUrl(); under
+ * CI=true fails it instead, since CI starts Redis (.ci/run) and these tests must run there.
+ */
+export async function requireRedis(ctx: Pick<TestContext, 'skip'>): Promise<void> {
+  const url = redisUrl();
+  const problem = await redisAnswers(url);
+  if (problem === undefined) return;
+  if (process.env.CI === 'true') throw new Error(`Redis does not answer at ${url} under CI: ${problem}`);
+  const message = `Skipping: Redis does not answer at ${url} (${problem}); start one (redis-server) or set REDIS_URL`;
+  console.warn(message);
+  ctx.skip(message);
+}
+
+/** `*`, `?`, `[`, `]` and `\` in a prefix match literally in a SCAN pattern. */
+function globLiteral(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`);
+}
+
+/** Deletes every key starting with `prefix` (SCAN MATCH + UNLINK, 500 at a time); returns how many. */
+export async function cleanupPrefix(prefix: string, url = redisUrl()): Promise<number> {
+  if (prefix === '') throw new Error('cleanupPrefix: an empty prefix would delete every key');
+  const redis = harnessRedis(url);
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${globLiteral(prefix)}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+/** A Redis key prefix of its own for this test, `uh-test-<random>:`; its keys are deleted after the test. */
+export function testPrefix(url = redisUrl()): string {
+  const prefix = `uh-test-${randomBytes(6).toString('hex')}:`;
+  onCleanup(async () => {
+    await cleanupPrefix(prefix, url);
+  });
+  return prefix;
+}
+
+/** Keys under `prefix` now (to check a test leaves its own keys and nothing else). */
+export async function keysUnder(prefix: string, url = redisUrl()): Promise<string[]> {
+  const redis = harnessRedis(url);
+  const keys: string[] = [];
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${globLiteral(prefix)}*`, 'COUNT', 500);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return keys;
+}
+
+export interface NodeExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A JSON line the fixture wrote on stdout (`{"listening":...}`, `{"stageAborted":...}`). */
+export type NodeLine = Record<string, unknown>;
+
+export interface ClusterNode {
+  nodeId: string;
+  /** http://127.0.0.1:port of the node itself (not through the balancer). */
+  url: string;
+  port: number;
+  pid: number;
+  /** Sends `signal` (default SIGKILL); resolves once the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<NodeExit>;
+  exited: Promise<NodeExit>;
+  /** The last 256 KiB the node wrote to stdout and stderr. */
+  output(): string;
+  /** The fixture's stdout lines so far (JSON only; pino logs go to stderr). */
+  lines(): readonly NodeLine[];
+  /** The first stdout line passing `test`, already written or yet to come; rejects after `timeoutMs` or when the node exits first. */
+  waitForLine(test: (line: NodeLine) => boolean, timeoutMs?: number): Promise<NodeLine>;
+}
+
+export interface StartNodeOptions {
+  nodeId: string;
+  /** Shared by every node of a cluster. */
+  dataDir: string;
+  redisPrefix: string;
+  /** Default redisUrl(); a startRedisProxy url to cut the node's link to Redis. */
+  redisUrl?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  /** Default TEST_LEASE_TTL_MS. */
+  leaseTtlMs?: number;
+  /** Default TEST_SHUTDOWN_TIMEOUT_MS. */
+  shutdownTimeoutMs?: number;
+  /** More environment: hub options (`PROGRESS_INTERVAL_MS`), SLOW_STAGE_MS, LOG_LEVEL (default info). */
+  env?: Record<string, string>;
+}
+
+const REPO_ROOT = new URL('..', import.meta.url).pathname;
+const NODE_FIXTURE = 'test/fixtures/cluster-node.ts';
+/** The fixture's stdout lines kept for lines() and waitForLine(). */
+const MAX_KEPT_LINES = 10_000;
+
+/** One hub node in a child process; resolves once it says it listens. Killed (SIGKILL) after the test. */
+export async function startNode(opts: StartNodeOptions): Promise<ClusterNode> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+    REDIS_URL: opts.redisUrl ?? redisUrl(),
+    REDIS_PREFIX: opts.redisPrefix,
+    NODE_ID: opts.nodeId,
+    DATA_DIR: opts.dataDir,
+    PORT: String(opts.port ?? 0),
+    LEASE_TTL_MS: String(opts.leaseTtlMs ?? TEST_LEASE_TTL_MS),
+    SHUTDOWN_TIMEOUT_MS: String(opts.shutdownTimeoutMs ?? TEST_SHUTDOWN_TIMEOUT_MS),
+    ...opts.env,
+  };
+  // stdin is a pipe the node watches: if this test process dies, the node goes too.
+  const child = spawn(process.execPath, ['--import', 'tsx', NODE_FIXTURE], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {});
+  const exited = new Promise<NodeExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<NodeExit> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  onCleanup(async () => {
+    await kill('SIGKILL');
+  });
+
+  let output = '';
+  const keep = (data: Buffer) => {
+    output += data.toString();
+    if (output.length > NODE_OUTPUT_BYTES) output = output.slice(-NODE_OUTPUT_BYTES);
+  };
+  child.stderr.on('data', keep);
+
+  const lines: NodeLine[] = [];
+  const lineEvents = new EventEmitter();
+  let partial = '';
+  child.stdout.on('data', (data: Buffer) => {
+    keep(data);
+    partial += data.toString();
+    let end: number;
+    while ((end = partial.indexOf('\n')) >= 0) {
+      const text = partial.slice(0, end);
+      partial = partial.slice(end + 1);
+      let line: NodeLine;
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) continue;
+        line = parsed as NodeLine;
+      } catch {
+        continue;
+      }
+      lines.push(line);
+      if (lines.length > MAX_KEPT_LINES) lines.shift();
+      lineEvents.emit('line', line);
+    }
+    if (partial.length > MAX_LINE_BYTES) partial = partial.slice(-MAX_LINE_BYTES);
+  });
+
+  const waitForLine = (test: (line: NodeLine) => boolean, timeoutMs = LINE_WAIT_MS): Promise<NodeLine> => {
+    const seen = lines.find(test);
+    if (seen !== undefined) return Promise.resolve(seen);
+    let off = () => {};
+    const found = new Promise<NodeLine>((resolve, reject) => {
+      const onLine = (line: NodeLine) => {
+        if (test(line)) resolve(line);
+      };
+      lineEvents.on('line', onLine);
+      const onExit = () => reject(new Error(`node ${opts.nodeId} exited before the awaited line:\n${output}`));
+      child.once('exit', onExit);
+      off = () => {
+        lineEvents.off('line', onLine);
+        child.off('exit', onExit);
+      };
+    });
+    return within(found, timeoutMs, `node ${opts.nodeId}: awaited line`).catch((error: Error) => {
+      throw new Error(`${error.message}\n--- output of ${opts.nodeId} ---\n${output.slice(-8192)}`);
+    }).finally(off);
+  };
+
+  const listening = await waitForLine((line) => line.listening === true, NODE_START_MS);
+  const port = listening.port;
+  if (typeof port !== 'number' || typeof listening.url !== 'string') throw new Error(`node ${opts.nodeId} said it listens without url and port: ${JSON.stringify(listening)}`);
+  if (child.pid === undefined) throw new Error(`node ${opts.nodeId} has no pid`);
+  return { nodeId: opts.nodeId, url: listening.url, port, pid: child.pid, kill, exited, output: () => output, lines: () => lines, waitForLine };
+}
+
+/** Where the balancer sent one accepted connection. */
+export interface Route {
+  nodeId: string;
+  /** Date.now() when the connection to the node was made. */
+  at: number;
+}
+
+export interface BalancerTarget {
+  nodeId: string;
+  port: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+}
+
+/** How long the balancer waits for a node to take a connection before trying the next. */
+const UPSTREAM_CONNECT_MS = 2000;
+
+/** Sockets a proxy holds, so that close() and a cut can destroy them all. */
+class SocketSet {
+  private readonly sockets = new Set<Socket>();
+
+  add(socket: Socket): Socket {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    return socket;
+  }
+
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+}
+
+/** Pipes `a` and `b` into each other (pipe() applies backpressure); either closing or failing destroys both. */
+function splice(a: Socket, b: Socket): void {
+  const closeBoth = () => {
+    a.destroy();
+    b.destroy();
+  };
+  for (const socket of [a, b]) {
+    socket.on('error', closeBoth);
+    socket.on('close', closeBoth);
+  }
+  a.pipe(b);
+  b.pipe(a);
+}
+
+async function listenLocal(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as { port: number }).port;
+}
+
+function closeServer(server: Server, sockets: SocketSet): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    sockets.destroyAll();
+  });
+}
+
+/**
+ * A TCP load balancer on 127.0.0.1:0 (start it with startBalancer): each new connection goes
+ * to the next live node, round robin; a node that refuses is skipped for the next, and a
+ * connection no node takes is destroyed. Bytes are piped both ways, so nothing is buffered past
+ * the sockets' own high-water marks. Either side closing or failing destroys both.
+ * Emits 'route' (Route) for every connection that reached a node.
+ */
+export class Balancer extends EventEmitter {
+  readonly url: string;
+  /** Every accepted connection that reached a node, in order. */
+  readonly routes: Route[] = [];
+  private readonly live: Map<string, boolean>;
+  private readonly sockets = new SocketSet();
+  private next = 0;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly server: Server, readonly port: number, private readonly targets: readonly BalancerTarget[]) {
+    super();
+    this.url = `http://127.0.0.1:${port}`;
+    this.live = new Map(targets.map((target) => [target.nodeId, true]));
+    server.on('connection', (client) => this.accept(client));
+  }
+
+  /** @internal use startBalancer */
+  static async listen(targets: readonly BalancerTarget[]): Promise<Balancer> {
+    const server = createServer();
+    const port = await listenLocal(server);
+    return new Balancer(server, port, targets);
+  }
+
+  /** Takes a node out of the rotation (false) or puts it back (true); its open connections stay. */
+  setLive(nodeId: string, live: boolean): void {
+    if (!this.live.has(nodeId)) throw new Error(`balancer: no node ${nodeId}`);
+    this.live.set(nodeId, live);
+  }
+
+  /** The nodes connections went to, in order. */
+  routedTo(): string[] {
+    return this.routes.map((route) => route.nodeId);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= closeServer(this.server, this.sockets);
+    return this.closing;
+  }
+
+  private accept(client: Socket): void {
+    this.sockets.add(client);
+    // Until a node is connected the client's bytes wait in its socket: no 'data' listener yet.
+    client.on('error', () => client.destroy());
+    void this.connectNext(client).then((connection) => {
+      if (connection === undefined || client.destroyed) {
+        connection?.upstream.destroy();
+        client.destroy();
+        return;
+      }
+      splice(client, connection.upstream);
+      const route: Route = { nodeId: connection.target.nodeId, at: Date.now() };
+      this.routes.push(route);
+      this.emit('route', route);
+    });
+  }
+
+  /** Tries the live targets from the next in turn; undefined when none took the connection. */
+  private async connectNext(client: Socket): Promise<{ upstream: Socket; target: BalancerTarget } | undefined> {
+    const count = this.targets.length;
+    const start = this.next;
+    for (let i = 0; i < count && !client.destroyed; i++) {
+      const index = (start + i) % count;
+      const target = this.targets[index] as BalancerTarget;
+      if (this.live.get(target.nodeId) !== true) continue;
+      const upstream = this.sockets.add(connect({ host: target.host ?? '127.0.0.1', port: target.port }));
+      upstream.on('error', () => {});
+      const connected = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), UPSTREAM_CONNECT_MS);
+        upstream.once('connect', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        upstream.once('close', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+      if (connected && !client.destroyed) {
+        // The rotation goes on after the node that took it, so a dead node's turn is not given twice to one neighbour.
+        this.next = (index + 1) % count;
+        return { upstream, target };
+      }
+      upstream.destroy();
+    }
+    return undefined;
+  }
+}
+
+/** A round-robin TCP balancer in front of `targets` (see Balancer); closed after the test. */
+export async function startBalancer(targets: readonly BalancerTarget[]): Promise<Balancer> {
+  const balancer = await Balancer.listen(targets);
+  onCleanup(() => balancer.close());
+  return balancer;
+}
+
+/**
+ * A TCP proxy to Redis on 127.0.0.1:0 (start it with startRedisProxy), to cut nodes' link to
+ * Redis without touching the shared server. Emits 'cut' and 'restored'.
+ */
+export class RedisProxy extends EventEmitter {
+  /** The Redis URL through the proxy (the target's credentials and database). */
+  readonly url: string;
+  /** Connections destroyed on accept while cut. */
+  refused = 0;
+  private readonly sockets = new SocketSet();
+  private cutTimer: ReturnType<typeof setTimeout> | undefined;
+  private restored: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly server: Server, readonly port: number, private readonly target: URL) {
+    super();
+    const url = new URL(target);
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+    this.url = url.toString();
+    server.on('connection', (client) => this.accept(client));
+  }
+
+  /** @internal use startRedisProxy */
+  static async listen(targetUrl: string): Promise<RedisProxy> {
+    const server = createServer();
+    const port = await listenLocal(server);
+    return new RedisProxy(server, port, new URL(targetUrl));
+  }
+
+  get isCut(): boolean {
+    return this.cutTimer !== undefined;
+  }
+
+  /**
+   * Cuts the link: destroys every open connection, and new ones on accept, for `ms`; then
+   * accepts again. Resolves when the link is back.
+   */
+  cut(ms: number): Promise<void> {
+    if (this.cutTimer !== undefined) throw new Error('redis proxy: already cut');
+    const back = new Promise<void>((resolve) => (this.restored = resolve));
+    this.cutTimer = setTimeout(() => {
+      this.endCut();
+      this.emit('restored');
+    }, ms);
+    this.sockets.destroyAll();
+    this.emit('cut');
+    return back;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (() => {
+      this.endCut();
+      return closeServer(this.server, this.sockets);
+    })();
+    return this.closing;
+  }
+
+  private endCut(): void {
+    clearTimeout(this.cutTimer);
+    this.cutTimer = undefined;
+    const restored = this.restored;
+    this.restored = undefined;
+    restored?.();
+  }
+
+  private accept(client: Socket): void {
+    this.sockets.add(client);
+    client.on('error', () => client.destroy());
+    if (this.cutTimer !== undefined) {
+      this.refused++;
+      client.destroy();
+      return;
+    }
+    const upstream = this.sockets.add(connect({ host: this.target.hostname, port: Number(this.target.port || 6379) }));
+    splice(client, upstream);
+  }
+}
+
+/** A cuttable TCP proxy to Redis (see RedisProxy); closed after the test. */
+export async function startRedisProxy(targetUrl = redisUrl()): Promise<RedisProxy> {
+  const proxy = await RedisProxy.listen(targetUrl);
+  onCleanup(() => proxy.close());
+  return proxy;
+}
+
+export interface Cluster {
+  nodes: ClusterNode[];
+  balancer: Balancer;
+  /** The data directory every node shares. */
+  dataDir: string;
+  /** The Redis key prefix of this cluster (deleted after the test). */
+  prefix: string;
+  /** The Redis URL the nodes were given (a proxy's, when one was). */
+  redisUrl: string;
+  /** The node with this id. */
+  node(nodeId: string): ClusterNode;
+  close(): Promise<void>;
+}
+
+export interface StartClusterOptions {
+  /** Default 3. Ids are n1, n2, n3... */
+  nodes?: number;
+  /** Environment of every node (hub options, SLOW_STAGE_MS, LOG_LEVEL). */
+  env?: Record<string, string>;
+  /** Default redisUrl(); a startRedisProxy url to cut the nodes' link to Redis. */
+  redisUrl?: string;
+  leaseTtlMs?: number;
+  shutdownTimeoutMs?: number;
+}
+
+/** `nodes` hub nodes on one prefix and data directory, behind a balancer. Stopped after the test. */
+export async function startCluster(opts: StartClusterOptions = {}): Promise<Cluster> {
+  // The prefix first: cleanups run last-registered-first, so its keys go after the nodes are dead.
+  const prefix = testPrefix();
+  const dataDir = await tempDir('upload-hub-cluster-');
+  const count = opts.nodes ?? 3;
+  const url = opts.redisUrl ?? redisUrl();
+  const nodes = await Promise.all(Array.from({ length: count }, (_unused, i) => startNode({
+    nodeId: `n${i + 1}`,
+    dataDir,
+    redisPrefix: prefix,
+    redisUrl: url,
+    ...(opts.leaseTtlMs === undefined ? {} : { leaseTtlMs: opts.leaseTtlMs }),
+    ...(opts.shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs: opts.shutdownTimeoutMs }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  })));
+  const balancer = await startBalancer(nodes);
+  return {
+    nodes,
+    balancer,
+    dataDir,
+    prefix,
+    redisUrl: url,
+    node(nodeId) {
+      const found = nodes.find((node) => node.nodeId === nodeId);
+      if (found === undefined) throw new Error(`no node ${nodeId} in the cluster`);
+      return found;
+    },
+    async close() {
+      await balancer.close();
+      await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
+    },
+  };
+}
