@@ -1,7 +1,9 @@
 /** `upload-hub/server`: the hub, its stores, processing API and example stages. */
 export { createHubServer, TRANSPORTS, type HubServer, type HubServerInit } from './app.js';
-export { UploadHub, type UploadHubInit, type Attachment, type ListFilter } from './core/UploadHub.js';
-export { Session, type SessionSink } from './core/Session.js';
+export { UploadHub, type UploadHubInit, type Writer, type Attached, type ChunkResult, type ListFilter } from './core/UploadHub.js';
+export type { UploadRegistry, Lease, StoredUpload, NodeRequest } from './core/Registry.js';
+export { LocalRegistry } from './core/LocalRegistry.js';
+export { Session, chunkReply, type SessionSink } from './protocol/Session.js';
 export { ANONYMOUS, ROLES, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type Principal, type Role } from './core/auth.js';
 export { EventBus, Subscription } from './core/EventBus.js';
 export { resolveOptions, derivedLimits, type HubOptions, type HubOptionsInput } from './config.js';

@@ -56,8 +56,8 @@ export function mountMetrics(app: Express, hub: UploadHub, sources: MetricsSourc
     help: 'Uploads the hub knows, by state',
     labelNames: ['state'],
     registers,
-    collect() {
-      const counts = hub.counts();
+    async collect() {
+      const counts = await hub.counts();
       for (const state of UPLOAD_STATES) this.set({ state }, counts[state]);
     },
   });

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   ERR_STAGE_FAILED: { status: 500, closeCode: 4500, message: 'A processing stage failed' },
   ERR_STAGE_TIMEOUT: { status: 504, closeCode: 4504, message: 'A processing stage exceeded its time limit' },
   ERR_SHUTTING_DOWN: { status: 503, closeCode: 4503, message: 'The hub is shutting down' },
+  ERR_UNAVAILABLE: { status: 503, closeCode: 4503, message: 'The hub cannot reach its shared state (Redis); try again shortly' },
+  ERR_LEASE_LOST: { status: 409, closeCode: 4409, message: 'Another hub node took this upload over' },
   ERR_STORAGE_FULL: { status: 507, closeCode: 4507, message: 'The hub has no room left to store the upload' },
   ERR_STORAGE: { status: 500, closeCode: 4500, message: 'The hub could not read or write its storage' },
   ERR_SLOW_CONSUMER: { status: 503, closeCode: 4503, message: 'The watcher did not read its events; its unsent output passed watcherMaxBufferedBytes' },

@@ -11,9 +11,9 @@ import type { HubEvent, HubEventBody } from '../../shared/messages.js';
 export interface SubscriptionOptions {
   /** Receive events of every upload (filtered by `accepts`) instead of a list of ids. */
   all?: boolean;
-  /** Extra filter, e.g. visibility to a principal. */
-  accepts?: (event: HubEvent) => boolean;
-  deliver: (event: HubEvent) => void;
+  /** Extra filter, e.g. visibility to a principal; `owner` is the principal that owns the event's upload. */
+  accepts?: (event: HubEvent, owner: string) => boolean;
+  deliver: (event: HubEvent, owner: string) => void;
 }
 
 export class Subscription {
@@ -36,6 +36,10 @@ export class Subscription {
     this.bus.reindexAll(this);
   }
 
+  has(uploadId: string): boolean {
+    return this.uploadIds.has(uploadId);
+  }
+
   add(uploadId: string): void {
     if (this.closed || this.uploadIds.has(uploadId)) return;
     this.uploadIds.add(uploadId);
@@ -56,32 +60,51 @@ export class Subscription {
   }
 }
 
+/** An event and the principal owning its upload (who may see it); the owner is never sent. */
+interface Logged {
+  event: HubEvent;
+  owner: string;
+}
+
 export class EventBus {
   private nextId: number;
   /** A ring: `history[(start + i) % historySize]` is the i-th oldest kept event. */
-  private readonly history: HubEvent[] = [];
+  private readonly history: Logged[] = [];
   private start = 0;
+  private last: number;
   private readonly byUpload = new Map<string, Set<Subscription>>();
   private readonly allUploads = new Set<Subscription>();
   private readonly listeners = new Set<(event: HubEvent) => void>();
 
   constructor(private readonly historySize: number, now: () => number = Date.now) {
     this.nextId = now() * 1000;
+    this.last = this.nextId - 1;
   }
 
-  /** Stamps the event with its id and time, records it, and delivers it synchronously. */
-  publish(body: HubEventBody): HubEvent {
-    const event = { ...body, id: this.nextId++, at: Date.now() } as HubEvent;
-    if (this.history.length < this.historySize) this.history.push(event);
+  /**
+   * Stamps the event with its id and time, records it, and delivers it synchronously. A log
+   * shared by several nodes (store/redis/RedisEventLog.ts) stamps it there and delivers it
+   * when it comes back.
+   */
+  publish(body: HubEventBody, owner: string): void {
+    const id = Math.max(this.nextId, this.last + 1);
+    this.nextId = id + 1;
+    this.deliver({ ...body, id, at: Date.now() } as HubEvent, owner);
+  }
+
+  /** Records an event stamped elsewhere and delivers it to this node's subscribers. */
+  deliver(event: HubEvent, owner: string): void {
+    this.last = event.id;
+    const logged = { event, owner };
+    if (this.history.length < this.historySize) this.history.push(logged);
     else {
-      this.history[this.start] = event;
+      this.history[this.start] = logged;
       this.start = (this.start + 1) % this.historySize;
     }
     for (const listener of this.listeners) listener(event);
     const targeted = this.byUpload.get(event.uploadId);
-    if (targeted) for (const sub of targeted) this.deliver(sub, event);
-    for (const sub of this.allUploads) if (!targeted?.has(sub)) this.deliver(sub, event);
-    return event;
+    if (targeted) for (const sub of targeted) this.deliverTo(sub, event, owner);
+    for (const sub of this.allUploads) if (!targeted?.has(sub)) this.deliverTo(sub, event, owner);
   }
 
   subscribe(options: SubscriptionOptions): Subscription {
@@ -97,23 +120,39 @@ export class EventBus {
   }
 
   /**
-   * Events after `lastId`, oldest first; undefined when `lastId` is older than the history
-   * (the caller then starts over from a snapshot).
+   * Events after `lastId` that `accepts` lets through, oldest first; undefined when `lastId` is
+   * older than the history (the caller then starts over from a snapshot).
    */
-  since(lastId: number): HubEvent[] | undefined {
-    // Caught up: nothing was published after it (also the only answer an empty history can give).
-    if (lastId === this.nextId - 1) return [];
+  async since(lastId: number, accepts?: (event: HubEvent, owner: string) => boolean): Promise<HubEvent[] | undefined> {
+    return this.recent(lastId, accepts);
+  }
+
+  /** since(), from this node's ring alone. */
+  protected recent(lastId: number, accepts?: (event: HubEvent, owner: string) => boolean): HubEvent[] | undefined {
+    // Caught up: nothing was delivered after it (also the only answer an empty history can give).
+    if (lastId === this.last) return [];
     const oldest = this.history[this.start];
-    if (!oldest || lastId < oldest.id - 1 || lastId >= this.nextId) return undefined;
-    // Ids are consecutive within the history, so positions are arithmetic.
+    if (!oldest || lastId < oldest.event.id - 1 || lastId > this.last) return undefined;
+    // Ids grow along the ring but need not be consecutive (a shared log's are not): binary search.
+    const count = this.history.length;
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.history[(this.start + mid) % count] as Logged).event.id <= lastId) low = mid + 1;
+      else high = mid;
+    }
     const out: HubEvent[] = [];
-    for (let i = lastId - oldest.id + 1; i < this.history.length; i++) out.push(this.history[(this.start + i) % this.history.length] as HubEvent);
+    for (let i = low; i < count; i++) {
+      const { event, owner } = this.history[(this.start + i) % count] as Logged;
+      if (!accepts || accepts(event, owner)) out.push(event);
+    }
     return out;
   }
 
-  /** The id the next event will carry, minus one: a watcher that starts now has seen up to here. */
+  /** The id of the last event delivered: a watcher that starts now has seen up to here. */
   get lastId(): number {
-    return this.nextId - 1;
+    return this.last;
   }
 
   get subscriberCount(): number {
@@ -148,8 +187,8 @@ export class EventBus {
     this.allUploads.delete(sub);
   }
 
-  private deliver(sub: Subscription, event: HubEvent): void {
-    if (sub.closed || (sub.options.accepts && !sub.options.accepts(event))) return;
-    sub.options.deliver(event);
+  private deliverTo(sub: Subscription, event: HubEvent, owner: string): void {
+    if (sub.closed || (sub.options.accepts && !sub.options.accepts(event, owner))) return;
+    sub.options.deliver(event, owner);
   }
 }

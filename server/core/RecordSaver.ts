@@ -11,7 +11,12 @@
  * await saver.save(record); // resolves once this state (or a later one) is stored
  */
 import { UploadHubError } from '../../shared/errors.js';
-import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
+import type { UploadRecord } from '../store/UploadStore.js';
+
+/** Where records are saved: the registry (which may refuse a save whose lease was lost). */
+export interface RecordTarget {
+  save(record: UploadRecord): Promise<void>;
+}
 import { storageError } from '../store/storageError.js';
 
 /** Backoff between attempts to save one record, in ms; the last delay repeats. */
@@ -50,7 +55,7 @@ export class RecordSaver {
   private closed = false;
   private readonly delays: readonly number[];
 
-  constructor(private readonly store: UploadStore, private readonly init: RecordSaverInit = {}) {
+  constructor(private readonly store: RecordTarget, private readonly init: RecordSaverInit = {}) {
     this.delays = init.retryDelaysMs ?? SAVE_RETRY_DELAYS_MS;
   }
 
@@ -66,7 +71,12 @@ export class RecordSaver {
       retrying.record = record;
       return new Promise((resolve, reject) => retrying.waiters.push({ resolve, reject }));
     }
-    return this.store.save(record).catch((error: unknown) => this.retry(record, storageError(error, 'Saving the record')));
+    return this.store.save(record).catch((error: unknown) => {
+      const failure = storageError(error, 'Saving the record');
+      // Another node holds the upload now: this save can never land, and must not.
+      if (failure.code === 'ERR_LEASE_LOST') throw failure;
+      return this.retry(record, failure);
+    });
   }
 
   get health(): StorageHealth {
@@ -127,7 +137,13 @@ export class RecordSaver {
       },
       (error: unknown) => {
         if (this.retrying.get(retrying.record.id) !== retrying) return;
-        this.failed(retrying, storageError(error, 'Saving the record'));
+        const failure = storageError(error, 'Saving the record');
+        if (failure.code === 'ERR_LEASE_LOST') {
+          this.retrying.delete(retrying.record.id);
+          for (const waiter of retrying.waiters) waiter.reject(failure);
+          return;
+        }
+        this.failed(retrying, failure);
       },
     );
   }

@@ -1,7 +1,14 @@
 /**
- * The core: uploads, their state machine, offsets, processing and events. It knows no
- * transport. Transports (ws, Socket.IO, HTTP) call it and forward what it publishes; every
- * rule — limits, ownership, windows, state changes — lives here once.
+ * The core's façade: what transports call. It knows no transport and no wire format; it
+ * returns domain results. The work is done by small units it wires together: the registry
+ * (records, offsets, leases: in-process or Redis), each Upload (offsets, writes, hash), the
+ * ProgressBar, the Finalizer (hash check, processing hand-off, every end), FlowControl, Limits
+ * and the event log.
+ *
+ * It holds only the uploads this node works on, each under its lease; any other upload is read
+ * from the registry when asked. With several nodes (a shared registry), a client resuming here
+ * makes this node ask the holder to release the upload, or take it over once a dead holder's
+ * lease expired; a cancel reaches the node doing the work.
  *
  * @example
  * const hub = new UploadHub({ options: { dataDir: './data' } });
@@ -9,47 +16,51 @@
  * const status = await hub.create(ANONYMOUS, { name: 'a.bin', size: 3 });
  */
 import { randomBytes } from 'node:crypto';
-import { UploadHubError, toHubError, type ErrorCode } from '../../shared/errors.js';
+import { hostname } from 'node:os';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { UploadHubError, toHubError } from '../../shared/errors.js';
 import {
   isTerminalState,
-  type ChunkReply,
-  type TerminalState,
+  type ChunkStatus,
   type CreateInput,
-  type HubEvent,
   type HubEventBody,
-  type JsonValue,
   type LogLevel,
-  type Phase,
   type UploadState,
   type UploadStatus,
 } from '../../shared/messages.js';
-import { processingPercent, RateMeter, uploadPercent, type ProgressPlan } from '../../shared/progress.js';
+import { uploadPercent, type ProgressPlan } from '../../shared/progress.js';
 import { resolveOptions, type HubOptions, type HubOptionsInput } from '../config.js';
-import { DiskStore } from '../store/DiskStore.js';
-import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
 import { Pipeline } from '../processing/Pipeline.js';
-import { ProcessingQueue, type ProcessingHost } from '../processing/ProcessingQueue.js';
-import type { Stage, StageUpload } from '../processing/Stage.js';
+import { ProcessingQueue } from '../processing/ProcessingQueue.js';
+import type { Stage } from '../processing/Stage.js';
+import { DiskStore } from '../store/DiskStore.js';
+import { storageError } from '../store/storageError.js';
+import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
+import { activeStatus, recordStatus, type ActiveUpload } from './ActiveUpload.js';
 import { ANONYMOUS, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type Principal } from './auth.js';
 import { EventBus } from './EventBus.js';
-import { LogLimiter } from './LogLimiter.js';
-import { Upload } from './Upload.js';
-import { Limits } from './Limits.js';
+import { Finalizer, stamp } from './Finalizer.js';
 import { FlowControl } from './FlowControl.js';
+import { Limits } from './Limits.js';
+import { LocalRegistry } from './LocalRegistry.js';
+import { LogLimiter } from './LogLimiter.js';
+import { ProgressBar } from './ProgressBar.js';
 import { RecordSaver, type StorageHealth } from './RecordSaver.js';
-import { storageError } from '../store/storageError.js';
-import type { Logger } from 'pino';
+import type { Lease, ListOrder, ListPosition, NodeRequest, UploadRegistry } from './Registry.js';
+import { Upload, type Writer } from './Upload.js';
 
-/** Whoever writes an upload's bytes: a socket session, a multipart request. */
-export interface Attachment {
-  /** The hub took the upload away (cancel, failure, completion, another attachment resumed it). */
-  detached(uploadId: string, reason: UploadHubError | undefined): void;
-}
+export type { Writer } from './Upload.js';
+export type { ListOrder, ListPosition } from './Registry.js';
 
 export interface UploadHubInit {
   options?: HubOptionsInput;
   /** Defaults to a DiskStore on options.dataDir. */
   store?: UploadStore;
+  /** Defaults to one node's registry over the store. Several nodes share a RedisRegistry. */
+  registry?: UploadRegistry;
+  /** Defaults to this node's own log. Several nodes share a RedisEventLog. */
+  events?: EventBus;
   /** Absent: every connection is ANONYMOUS. */
   authenticate?: Authenticate;
   /**
@@ -64,12 +75,6 @@ export interface UploadHubInit {
   logger?: Logger;
 }
 
-/** Where a page of `list()` starts: after this upload in the list's order (createdAt, then id). */
-export interface ListPosition {
-  createdAt: number;
-  id: string;
-}
-
 export interface ListFilter {
   state?: UploadState | readonly UploadState[];
   /** At most this many uploads. Absent: all of them. */
@@ -80,31 +85,20 @@ export interface ListFilter {
   order?: ListOrder;
 }
 
-export type ListOrder = 'asc' | 'desc';
-
-/** Runtime view of an upload beyond its record: where its bar is. */
-interface Live {
-  upload: Upload;
-  plan: ProgressPlan;
-  stages: Stage[];
-  percent: number;
-  phase: Phase;
-  stage: string | undefined;
-  stagePercent: number | undefined;
-  queuePosition: number | undefined;
-  rate: RateMeter;
-  logs: LogLimiter;
-  /** Set once finalizing started; resolves when it is over. */
-  finalizing: Promise<void> | undefined;
-  /** Set when a write failed; resolves once the upload is failed, saved and published. */
-  writeFailure: Promise<void> | undefined;
-  /** The principal of the latest writer, re-checked before the upload is finalized. */
-  writer: Principal | undefined;
+/** Where a writer continues: the committed offset and the bytes it may send past it. */
+export interface Attached {
+  upload: UploadStatus;
+  offset: number;
+  window: number;
 }
 
-function compareListPosition(a: ListPosition, b: ListPosition): number {
-  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
+/** What became of one chunk: the domain result a protocol turns into its reply. */
+export type ChunkResult =
+  | { ok: true; status: ChunkStatus; committed: number; window: number }
+  | { ok: false; error: UploadHubError; committed?: number };
+
+/** States after which the bytes phase is over: a resume has nothing left to send. */
+const PAST_BYTES: ReadonlySet<UploadState> = new Set(['uploaded', 'queued', 'processing']);
 
 function newId(): string {
   return randomBytes(16).toString('base64url');
@@ -113,14 +107,21 @@ function newId(): string {
 export class UploadHub {
   readonly options: HubOptions;
   readonly store: UploadStore;
+  readonly registry: UploadRegistry;
   readonly events: EventBus;
   readonly pipeline: Pipeline;
+  /** Abuse limits (Limits.ts): per principal, per declared upload, and its first bytes' type. */
+  readonly limits: Limits;
   private readonly authenticateHook: Authenticate | undefined;
   private readonly revalidate: UploadHubInit['revalidate'];
-  private readonly uploads = new Map<string, Live>();
+  /** The uploads this node works on, under their leases. */
+  private readonly active = new Map<string, ActiveUpload>();
   private readonly processing: ProcessingQueue;
+  private readonly finalizer: Finalizer;
   /** Cancels under way, by upload id, so a second cancel joins the first. */
   private readonly cancelling = new Map<string, Promise<UploadStatus>>();
+  /** Takeovers under way, by upload id, so two resumes on this node share one. */
+  private readonly takingOver = new Map<string, Promise<ActiveUpload>>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly saver: RecordSaver;
@@ -128,67 +129,98 @@ export class UploadHub {
   private readonly logger: Logger | undefined;
   /** Windows from each upload's measured rate, sharing maxBufferedBytes among attached uploads. */
   private readonly flow: FlowControl;
-  /** Abuse limits (Limits.ts): per principal, per declared upload, and its first bytes' type. */
-  readonly limits: Limits;
   private started = false;
   private closing = false;
+  private draining = false;
 
   constructor(init: UploadHubInit = {}) {
     this.options = resolveOptions(init.options);
     this.store = init.store ?? new DiskStore(this.options.dataDir);
+    this.registry = init.registry ?? new LocalRegistry(this.store, this.options.nodeId ?? `${hostname()}-${process.pid}`);
+    this.events = init.events ?? new EventBus(this.options.eventHistorySize);
     this.authenticateHook = init.authenticate;
     this.revalidate = init.revalidate;
     this.pipeline = init.pipeline instanceof Pipeline ? init.pipeline : new Pipeline(init.pipeline ?? []);
-    this.events = new EventBus(this.options.eventHistorySize);
     this.flow = new FlowControl(this.options);
     this.limits = new Limits(this.options, this.store, async (id, error) => {
-      const live = this.uploads.get(id);
-      if (live) await this.fail(live, error);
+      const active = this.active.get(id);
+      if (active) await this.finalizer.fail(active, error);
     });
     const logger = init.logger;
     this.logger = logger;
-    this.saver = new RecordSaver(this.store, {
+    const registry = this.registry;
+    this.saver = new RecordSaver({ save: (record) => registry.save(record, this.active.get(record.id)?.upload.ledger.lease) }, {
       onFailure: (error, uploadId, attempt) => logger?.error({ uploadId, code: error.code, attempt, err: error.message }, 'saving the upload record failed; retrying'),
       onRecovered: (uploadId) => logger?.info({ uploadId }, 'upload record saved after retries'),
     });
-    this.processing = new ProcessingQueue(this.processingHost(), {
+    const hub = this;
+    this.finalizer = new Finalizer({
+      store: this.store,
+      saver: this.saver,
+      limits: this.limits,
+      logger,
+      get closing() {
+        return hub.closing;
+      },
+      processing: () => this.processing,
+      publish: (active, body) => this.publish(active.upload.record.owner, body),
+      background: (work) => this.background(work),
+      revalidate: this.revalidate,
+      ended: (active) => this.forget(active),
+    });
+    this.processing = new ProcessingQueue(this.finalizer.processingHost((id) => this.active.get(id), (id, level, text, stage) => this.log(id, level, text, stage)), {
       concurrency: this.options.processingConcurrency,
       stageTimeoutMs: this.options.stageTimeoutMs,
       abortDeadlineMs: this.options.abortDeadlineMs,
     });
   }
 
-  /** Loads every stored upload: incomplete ones become resumable, interrupted processing restarts. */
+  /** This node's name (leases, logs, /healthz). */
+  get nodeId(): string {
+    return this.registry.nodeId;
+  }
+
+  /**
+   * One node: loads every stored upload; incomplete ones become resumable, interrupted
+   * processing restarts. Several nodes: nothing is loaded; uploads are taken over by lease.
+   */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const record of await this.store.init()) {
+    this.registry.onRequest((request) => this.heard(request));
+    this.registry.onLeaseLost?.((id) => {
+      const active = this.active.get(id);
+      if (active) this.background(this.letGo(active, new UploadHubError('ERR_LEASE_LOST', `Node ${this.nodeId} lost its lease on upload ${id}`), false));
+    });
+    for (const record of await this.registry.init()) {
+      if (isTerminalState(record.state)) continue;
       const stored = await this.restoredBytes(record);
-      const live = this.track(record, stored);
-      if (record.state === 'uploaded' || record.state === 'queued' || record.state === 'processing') {
+      const active = this.track(record, stored, { uploadId: record.id, fence: 1, valid: true });
+      if (PAST_BYTES.has(record.state)) {
         // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
-        live.upload.committed = record.size;
-        live.upload.received = record.size;
+        active.upload.restoreComplete();
         record.state = 'uploaded';
-        this.enqueueProcessing(live);
-      } else if ((record.state === 'uploading' || record.state === 'created') && stored === record.size && record.size > 0) {
+        this.finalizer.process(active);
+      } else if (stored === record.size && record.size > 0) {
         // Killed between the last write and finalizing: finish now.
-        this.background(this.finalize(live));
+        this.background(this.finalizer.finalize(active));
       }
     }
-    const sweepEvery = Math.min(60_000, Math.max(1_000, Math.min(this.options.uploadTtlMs || 60_000, this.options.finishedRetentionMs || 60_000)));
-    this.sweepTimer = setInterval(() => this.background(this.sweep()), sweepEvery);
+    const { uploadTtlMs, finishedRetentionMs, leaseTtlMs } = this.options;
+    const sweepEvery = this.registry.clustered
+      ? leaseTtlMs
+      : Math.min(60_000, Math.max(1_000, Math.min(uploadTtlMs || 60_000, finishedRetentionMs || 60_000)));
+    this.sweepTimer = setInterval(() => this.background(this.chores(sweepEvery)), sweepEvery);
     this.sweepTimer.unref();
   }
 
   /**
    * Where a stored upload stands, so a restart never moves it backwards: bytes all in once
-   * uploaded, the saved count once finished, else what the store holds (and an upload with
-   * bytes is `uploading`, last touched when its bytes were).
+   * uploaded, else what the store holds (and an upload with bytes is `uploading`, last touched
+   * when its bytes were).
    */
   private async restoredBytes(record: UploadRecord): Promise<number> {
-    if (record.state === 'completed' || record.state === 'uploaded' || record.state === 'queued' || record.state === 'processing') return record.size;
-    if (isTerminalState(record.state)) return record.bytes ?? 0;
+    if (PAST_BYTES.has(record.state)) return record.size;
     const stored = await this.store.stat(record.id);
     const bytes = Math.min(stored.bytes, record.size);
     if (bytes > 0) {
@@ -198,7 +230,36 @@ export class UploadHub {
     return bytes;
   }
 
-  /** Stops processing and timers; incomplete uploads stay resumable on the next start. */
+  /**
+   * SIGTERM: stops taking uploads, tells every writer to go elsewhere (ERR_SHUTTING_DOWN: the
+   * client resumes on another node), gives writes and running stages until `deadlineMs` to
+   * finish, then releases every upload still held (another node takes processing over) and
+   * closes.
+   */
+  async drain(deadlineMs = this.options.shutdownTimeoutMs): Promise<void> {
+    if (this.closing || this.draining) return this.close();
+    this.draining = true;
+    const deadline = Date.now() + deadlineMs;
+    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
+    for (const active of this.active.values()) this.finalizer.endWriter(active, shutdown);
+    if (this.registry.clustered) {
+      // Bytes not complete: committed and released at once, so the clients resume elsewhere.
+      await Promise.allSettled([...this.active.values()].filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true)));
+    }
+    // Finalizing and processing: until the deadline.
+    const working = [...this.active.values()].filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.allSettled(working), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
+    await this.close();
+  }
+
+  /** True from drain() on: /healthz reports not ready. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops processing and timers; incomplete uploads stay resumable (here on the next start, or on another node). */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -206,29 +267,28 @@ export class UploadHub {
     await this.processing.close();
     const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
     await Promise.all(
-      [...this.uploads.values()].map(async (live) => {
-        const owner = live.upload.owner as Attachment | undefined;
-        live.upload.owner = undefined;
-        owner?.detached(live.upload.id, shutdown);
-        await live.upload.release().catch(() => undefined);
+      [...this.active.values()].map(async (active) => {
+        this.finalizer.endWriter(active, shutdown);
+        await active.upload.release().catch(() => undefined);
       }),
     );
     // Finalizations and failures under way end with a record save; let them land first.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    // Incomplete uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
+    // Unfinished uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
     // must not hold the shutdown, and a restart falls back on the stored bytes.
-    await Promise.allSettled([...this.uploads.values()].filter((live) => !isTerminalState(live.upload.record.state)).map((live) => {
-      this.stamp(live);
-      return this.store.save(live.upload.record);
+    await Promise.allSettled([...this.active.values()].filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
+      stamp(active);
+      await this.registry.save(active.upload.record, active.upload.ledger.lease);
+      if (this.registry.clustered) await this.registry.release(active.upload.ledger.lease);
     }));
+    if (this.registry.clustered && this.active.size > 0) await this.registry.request('*', { type: 'orphans' }).catch(() => false);
     this.saver.close();
-    await this.store.flush();
-    await this.store.close?.();
+    await this.registry.close();
   }
 
   /** Work started without a caller to await it; close() waits for it. */
   private background(work: Promise<void>): void {
-    const tracked = work.catch(() => undefined);
+    const tracked = work.catch((error: unknown) => this.logger?.error({ err: error instanceof Error ? error.message : String(error) }, 'background work failed'));
     this.inFlight.add(tracked);
     void tracked.finally(() => this.inFlight.delete(tracked));
   }
@@ -254,6 +314,7 @@ export class UploadHub {
    */
   async create(principal: Principal, input: CreateInput, options: { sizeKnown?: boolean } = {}): Promise<UploadStatus> {
     this.assertOpen();
+    if (this.registry.health !== 'ok') throw new UploadHubError('ERR_UNAVAILABLE', 'New uploads are refused while the shared state (Redis) is unreachable');
     if (!mayCreate(principal)) throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not create uploads`);
     if (input.size > this.options.maxFileSize) {
       throw new UploadHubError('ERR_FILE_TOO_LARGE', `File of ${input.size} bytes exceeds maxFileSize ${this.options.maxFileSize}`);
@@ -274,22 +335,32 @@ export class UploadHub {
       percent: 0,
     };
     if (input.sha256) record.expectedSha256 = input.sha256;
+    let lease: Lease;
     try {
-      await this.store.save(record);
+      await this.registry.insert(record);
+      const acquired = await this.registry.acquire(id);
+      if (!acquired || !('lease' in acquired)) throw new UploadHubError('ERR_INTERNAL', `A new upload's lease was taken by ${acquired ? acquired.heldBy : 'nobody'}`);
+      lease = acquired.lease;
     } catch (error) {
       this.limits.closed(principal.id, id);
       throw storageError(error, 'Saving the new upload');
     }
-    const live = this.track(record, 0);
-    const status = this.statusOf(live);
-    this.publish({ type: 'created', uploadId: record.id, upload: status });
-    this.logger?.info({ uploadId: record.id, owner: record.owner, name: record.name, size: record.size, mimeType: record.mimeType }, 'upload created');
+    const active = this.track(record, 0, lease);
+    const status = activeStatus(active);
+    this.publish(record.owner, { type: 'created', uploadId: record.id, upload: status });
+    this.logger?.info({ uploadId: record.id, owner: record.owner, name: record.name, size: record.size, mimeType: record.mimeType, node: this.nodeId }, 'upload created');
     return status;
   }
 
   /** Status for a principal; ERR_NOT_FOUND when the upload is unknown or invisible to it. */
-  status(principal: Principal, id: string): UploadStatus {
-    return this.statusOf(this.visible(principal, id));
+  async status(principal: Principal, id: string): Promise<UploadStatus> {
+    const active = this.active.get(id);
+    if (active) {
+      if (!maySee(principal, active.upload.record.owner)) throw notFound(id);
+      return activeStatus(active);
+    }
+    const stored = await this.loadVisible(principal, id);
+    return recordStatus(stored.record, stored.committed);
   }
 
   /**
@@ -297,114 +368,115 @@ export class UploadHub {
    * through), or newest first with `order: 'desc'`. Only the page's own statuses are built,
    * however many uploads match.
    */
-  list(principal: Principal, filter: ListFilter = {}): UploadStatus[] {
+  async list(principal: Principal, filter: ListFilter = {}): Promise<UploadStatus[]> {
     const states = filter.state === undefined ? undefined : new Set<UploadState>(typeof filter.state === 'string' ? [filter.state] : filter.state);
-    const { after } = filter;
-    const direction = filter.order === 'desc' ? -1 : 1;
-    const matching: Live[] = [];
-    for (const live of this.uploads.values()) {
-      const { record } = live.upload;
-      if (!maySee(principal, record.owner)) continue;
-      if (states && !states.has(record.state)) continue;
-      if (after && direction * compareListPosition(record, after) <= 0) continue;
-      matching.push(live);
+    const ids = await this.registry.list({
+      visible: (owner) => maySee(principal, owner),
+      ...(states ? { states } : {}),
+      ...(filter.limit === undefined ? {} : { limit: filter.limit }),
+      ...(filter.after ? { after: filter.after } : {}),
+      ...(filter.order ? { order: filter.order } : {}),
+      stateOf: (id) => this.active.get(id)?.upload.record.state,
+    });
+    const statuses: UploadStatus[] = [];
+    for (const id of ids) {
+      const active = this.active.get(id);
+      if (active) statuses.push(activeStatus(active));
+      else {
+        const stored = await this.registry.load(id);
+        if (stored) statuses.push(recordStatus(stored.record, stored.committed));
+      }
     }
-    matching.sort((a, b) => direction * compareListPosition(a.upload.record, b.upload.record));
-    const page = filter.limit === undefined ? matching : matching.slice(0, Math.max(0, filter.limit));
-    return page.map((live) => this.statusOf(live));
-  }
-
-  /** The principal that owns an upload, or undefined when the hub does not know it. */
-  ownerOf(uploadId: string): string | undefined {
-    return this.uploads.get(uploadId)?.upload.record.owner;
-  }
-
-  /** Whether `principal` may see this upload's events. */
-  canSee(principal: Principal, uploadId: string): boolean {
-    const live = this.uploads.get(uploadId);
-    return live !== undefined && maySee(principal, live.upload.record.owner);
+    return statuses;
   }
 
   /**
-   * Makes `attachment` the one writer of an upload (taking it from any previous one, as when a
-   * client resumes on a new connection) and returns where to continue.
+   * Makes `writer` the one writer of an upload (taking it from any previous one, as when a
+   * client resumes on a new connection, here or on another node) and returns where to continue.
    */
-  async attach(principal: Principal, id: string, attachment: Attachment): Promise<{ upload: UploadStatus; offset: number; window: number }> {
+  async attach(principal: Principal, id: string, writer: Writer): Promise<Attached> {
     this.assertOpen();
-    const live = this.owned(principal, id);
-    const { upload } = live;
-    const previous = upload.owner as Attachment | undefined;
-    if (previous && previous !== attachment) {
-      upload.owner = undefined;
+    let active = this.active.get(id);
+    if (active) this.assertWritable(principal, active.upload.record);
+    else {
+      const stored = await this.loadVisible(principal, id);
+      this.assertWritable(principal, stored.record);
+      // Nothing left to send: the caller gets the status and waits for the end, wherever it happens.
+      if (isTerminalState(stored.record.state) || PAST_BYTES.has(stored.record.state)) {
+        return { upload: recordStatus(stored.record, stored.committed), offset: stored.committed ?? stored.record.bytes ?? stored.record.size, window: 0 };
+      }
+      active = await this.takeOver(id);
+    }
+    const { upload } = active;
+    const previous = upload.writer;
+    if (previous && previous !== writer) {
+      upload.writer = undefined;
       previous.detached(id, undefined);
     }
     if (isTerminalState(upload.record.state) || upload.complete) {
       // Nothing left to send: the caller gets the status and waits for (or already has) the end.
       // An empty file is complete from the start; finalizing it is what a last chunk would do.
-      if (upload.complete && (upload.record.state === 'created' || upload.record.state === 'uploading')) this.background(this.finalize(live));
-      return { upload: this.statusOf(live), offset: upload.committed, window: 0 };
+      if (upload.complete && (upload.record.state === 'created' || upload.record.state === 'uploading')) this.background(this.finalizer.finalize(active));
+      return { upload: activeStatus(active), offset: upload.committed, window: 0 };
     }
-    upload.owner = attachment;
-    live.writer = principal;
+    upload.writer = writer;
+    active.writerPrincipal = principal;
     // Bytes a previous connection left in the queue are written before the new one continues.
     await upload.settled();
     await upload.open();
-    if (upload.owner !== attachment) throw new UploadHubError('ERR_UPLOAD_STATE', 'The upload was taken over or ended while resuming');
+    if (upload.writer !== writer) throw new UploadHubError('ERR_UPLOAD_STATE', 'The upload was taken over or ended while resuming');
     upload.record.updatedAt = Date.now();
     const window = upload.credit.restart(upload.committed, Date.now());
-    upload.limit = upload.committed;
-    upload.grant(window);
-    return { upload: this.statusOf(live), offset: upload.committed, window };
+    upload.restart(window);
+    return { upload: activeStatus(active), offset: upload.committed, window };
   }
 
-  /** Releases the upload if `attachment` still holds it; it stays resumable. */
-  async detach(id: string, attachment: Attachment): Promise<void> {
-    const live = this.uploads.get(id);
-    if (!live || live.upload.owner !== attachment) return;
-    live.upload.owner = undefined;
-    if (!live.finalizing) await live.upload.release().catch(() => undefined);
+  /** Releases the upload if `writer` still holds it; it stays resumable (on any node). */
+  async detach(id: string, writer: Writer): Promise<void> {
+    const active = this.active.get(id);
+    if (!active || active.upload.writer !== writer) return;
+    active.upload.writer = undefined;
+    if (active.finalizing) return;
+    // Several nodes: the upload is committed and let go, so a resume anywhere takes it at once.
+    if (this.registry.clustered && !this.closing) await this.letGo(active, undefined, true);
+    else await active.upload.release().catch(() => undefined);
   }
 
   /**
-   * Applies the offset rules to one chunk and resolves, once its bytes are committed, with the
-   * reply for the sender: an ack carrying the committed offset and the window, or an error.
+   * Applies the offset rules to one chunk and resolves once its bytes are committed: accepted
+   * (or a duplicate, or a gap) with the committed offset and the window, or refused.
    */
-  async receive(attachment: Attachment, principal: Principal, id: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
-    const live = this.uploads.get(id);
-    const fail = (code: ErrorCode, message?: string, committed?: number): ChunkReply => {
-      const reply: ChunkReply = { type: 'error', code, message: message ?? new UploadHubError(code).message, uploadId: id, chunkOffset: offset };
-      if (committed !== undefined) reply.offset = committed;
-      return reply;
-    };
+  async receive(writer: Writer, principal: Principal, id: string, offset: number, data: Uint8Array): Promise<ChunkResult> {
+    const active = this.active.get(id);
     // An upload the writer's principal may not see is answered exactly as an unknown one: no
     // state, no offset, nothing to tell that the id exists.
-    if (!live || !maySee(principal, live.upload.record.owner)) return fail('ERR_NOT_FOUND', `No upload ${id}`);
-    const { upload } = live;
+    if (!active || !maySee(principal, active.upload.record.owner)) return { ok: false, error: notFound(id) };
+    const { upload } = active;
+    const refuse = (error: UploadHubError): ChunkResult => ({ ok: false, error, committed: upload.committed });
     if (data.byteLength > this.options.maxChunkSize) {
-      return fail('ERR_CHUNK_TOO_LARGE', `Chunk of ${data.byteLength} bytes exceeds maxChunkSize ${this.options.maxChunkSize}`, upload.committed);
+      return refuse(new UploadHubError('ERR_CHUNK_TOO_LARGE', `Chunk of ${data.byteLength} bytes exceeds maxChunkSize ${this.options.maxChunkSize}`));
     }
-    if (upload.record.state === 'cancelled') return fail('ERR_CANCELLED', undefined, upload.committed);
-    if (isTerminalState(upload.record.state)) return fail('ERR_UPLOAD_STATE', `Upload is ${upload.record.state}`, upload.committed);
-    if (upload.owner !== attachment) return fail('ERR_NOT_ATTACHED', undefined, upload.committed);
+    if (upload.record.state === 'cancelled') return refuse(new UploadHubError('ERR_CANCELLED'));
+    if (isTerminalState(upload.record.state)) return refuse(new UploadHubError('ERR_UPLOAD_STATE', `Upload is ${upload.record.state}`));
+    if (upload.writer !== writer) return refuse(new UploadHubError('ERR_NOT_ATTACHED'));
     const outcome = upload.accept(offset, data);
-    if (outcome.status === 'rejected') return fail(outcome.error.code, outcome.error.message, upload.committed);
+    if (outcome.status === 'rejected') return refuse(outcome.error);
     if (outcome.status === 'accepted' && upload.record.state === 'created') {
       // Not saved on its own: a restart treats created and uploading alike, and the next
       // state change saves it with the rest.
       upload.record.state = 'uploading';
-      this.publish({ type: 'uploading', uploadId: id, bytes: upload.committed });
+      this.publish(upload.record.owner, { type: 'uploading', uploadId: id, bytes: upload.committed });
     }
     try {
       await outcome.committed;
     } catch (error) {
       // The writer hears of a failed write once the upload is failed for everyone.
-      await live.writeFailure;
-      const hubError = toHubError(error);
-      return fail(hubError.code, hubError.message, upload.committed);
+      await active.writeFailure;
+      return refuse(toHubError(error));
     }
-    const window = upload.owner === attachment ? upload.credit.ack(offset + data.byteLength, upload.committed, Date.now()) : 0;
+    const window = upload.writer === writer ? upload.credit.ack(offset + data.byteLength, upload.committed, Date.now()) : 0;
     upload.grant(window);
-    return { type: 'ack', uploadId: id, chunkOffset: offset, status: outcome.status, offset: upload.committed, window };
+    return { ok: true, status: outcome.status, committed: upload.committed, window };
   }
 
   /**
@@ -412,449 +484,476 @@ export class UploadHub {
    * so the upload is as long as what was committed. Finalizes it (hash check, processing).
    * The size given at create must have been an upper bound.
    */
-  async endOfStream(attachment: Attachment, id: string): Promise<void> {
-    const live = this.uploads.get(id);
-    if (!live || live.upload.owner !== attachment) throw new UploadHubError('ERR_NOT_ATTACHED');
-    await live.upload.settled();
-    if (isTerminalState(live.upload.record.state)) return;
-    if (live.upload.committed !== live.upload.record.size) {
-      live.upload.record.size = live.upload.committed;
-      this.advance(live, uploadPercent(live.plan, live.upload.committed, live.upload.committed));
-      this.publishProgress(live);
+  async endOfStream(writer: Writer, id: string): Promise<void> {
+    const active = this.active.get(id);
+    if (!active || active.upload.writer !== writer) throw new UploadHubError('ERR_NOT_ATTACHED');
+    const { upload } = active;
+    await upload.settled();
+    if (isTerminalState(upload.record.state)) return;
+    if (upload.committed !== upload.record.size) {
+      upload.truncateToCommitted();
+      active.bar.bytesComplete(upload.committed);
+      this.publishProgress(active);
     }
-    await this.finalize(live);
+    await this.finalizer.finalize(active);
+  }
+
+  /**
+   * Streams `source` into an upload from its committed offset, as its one writer, and resolves
+   * with its status once every byte is stored and the bytes phase is finalized (hash checked,
+   * handed to processing). For HTTP routes that receive a body: they never see offsets or
+   * windows. With `exactSize: false` the declared size was an upper bound and the stream's end
+   * sets it. `signal` fails the upload with its reason at once (bytes removed); the promise then
+   * rejects with it, as it does when another writer takes the upload over.
+   */
+  async ingest(principal: Principal, id: string, source: AsyncIterable<Uint8Array>, options: { exactSize?: boolean; signal?: AbortSignal } = {}): Promise<UploadStatus> {
+    let taken: UploadHubError | undefined;
+    const writer: Writer = {
+      detached: (_uploadId, reason) => {
+        taken ??= reason ?? new UploadHubError('ERR_NOT_ATTACHED', 'Another writer took the upload over');
+      },
+    };
+    const { signal } = options;
+    const reasonOf = (): UploadHubError => toHubError(signal?.reason, 'ERR_UPLOAD_ABORTED');
+    const { offset } = await this.attach(principal, id, writer);
+    const active = this.active.get(id);
+    if (!active || active.upload.writer !== writer) throw taken ?? new UploadHubError('ERR_UPLOAD_STATE', `Upload ${id} takes no more bytes`);
+    const { upload } = active;
+    // An abort fails the upload at once, so its bytes go while the rest of the body still arrives.
+    const onAbort = (): void => this.background(this.abort(writer, id, reasonOf()));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const check = (): void => {
+      if (signal?.aborted) throw reasonOf();
+      if (taken) throw taken;
+    };
+    const inFlight: Array<Promise<ChunkResult>> = [];
+    const settleOldest = async (): Promise<void> => {
+      const outcome = await inFlight.shift();
+      if (outcome && !outcome.ok) throw outcome.error;
+    };
+    try {
+      let position = offset;
+      const maxChunk = this.options.maxChunkSize;
+      for await (const piece of source) {
+        let rest = piece;
+        while (rest.byteLength > 0) {
+          check();
+          // At most the window in flight: past it, wait for the oldest chunk's commit.
+          while (position >= upload.limit && inFlight.length > 0) await settleOldest();
+          check();
+          if (position >= upload.limit) throw new UploadHubError('ERR_UPLOAD_STATE', 'The hub granted no window for this upload');
+          const size = Math.min(rest.byteLength, upload.limit - position, maxChunk);
+          inFlight.push(this.receive(writer, principal, id, position, rest.subarray(0, size)));
+          position += size;
+          rest = rest.subarray(size);
+        }
+      }
+      while (inFlight.length > 0) await settleOldest();
+      check();
+      if (options.exactSize === false) await this.endOfStream(writer, id);
+      else if (!upload.complete) throw new UploadHubError('ERR_UPLOAD_ABORTED', `The body ended at ${upload.committed} of ${upload.record.size} bytes`);
+      else await this.finalizer.finalize(active);
+    } catch (error) {
+      // Replies still coming are failures of the same cause; nobody else waits for them.
+      for (const pending of inFlight) void pending.catch(() => undefined);
+      const failure = toHubError(error, 'ERR_UPLOAD_ABORTED');
+      if (!taken) await this.abort(writer, id, failure);
+      throw failure;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return this.status(principal, id);
+  }
+
+  /** Resolves with the upload's status once this node no longer works on it (it ended, or another node holds it). */
+  async settledStatus(principal: Principal, id: string): Promise<UploadStatus> {
+    const active = this.active.get(id);
+    if (active) await active.gone;
+    return this.status(principal, id);
   }
 
   /**
    * Ends an upload its writer cannot complete (a multipart part over the limit, an aborted
    * request): bytes are removed and the upload fails with `error`'s code.
    */
-  async abort(attachment: Attachment, id: string, error: UploadHubError): Promise<void> {
-    const live = this.uploads.get(id);
-    if (!live || live.upload.owner !== attachment) return;
-    await this.fail(live, error);
+  async abort(writer: Writer, id: string, error: UploadHubError): Promise<void> {
+    const active = this.active.get(id);
+    if (!active || active.upload.writer !== writer) return;
+    await this.finalizer.fail(active, error);
   }
 
   /**
    * Cancels an upload wherever it is: receiving stops, a running stage's signal fires and is
    * awaited (up to abortDeadlineMs), bytes and outputs are deleted, `cancelled` is published.
-   * Idempotent: a cancel while one is under way joins it (one `cancelled`, both resolve when
-   * it is done); cancelling a finished upload returns its status unchanged.
+   * With several nodes the cancel travels to the node holding the upload. Idempotent: a cancel
+   * while one is under way joins it (one `cancelled`, both resolve when it is done); cancelling
+   * a finished upload returns its status unchanged.
    */
   async cancel(principal: Principal, id: string): Promise<UploadStatus> {
-    const live = this.owned(principal, id);
     const inFlight = this.cancelling.get(id);
+    const active = this.active.get(id);
+    if (active) this.assertWritable(principal, active.upload.record);
+    else {
+      const stored = await this.loadVisible(principal, id);
+      this.assertWritable(principal, stored.record);
+      if (isTerminalState(stored.record.state)) return recordStatus(stored.record, stored.committed);
+    }
     if (inFlight) return inFlight;
-    if (isTerminalState(live.upload.record.state)) return this.statusOf(live);
-    const cancelling = this.stopAndRemove(live).finally(() => this.cancelling.delete(id));
+    const cancelling = (active ? this.stopAndRemove(active) : this.cancelElsewhere(principal, id)).finally(() => this.cancelling.delete(id));
     this.cancelling.set(id, cancelling);
     return cancelling;
   }
 
-  private async stopAndRemove(live: Live): Promise<UploadStatus> {
-    const { upload } = live;
+  private async stopAndRemove(active: ActiveUpload): Promise<UploadStatus> {
+    const { upload } = active;
+    if (isTerminalState(upload.record.state)) return activeStatus(active);
     const cancelled = new UploadHubError('ERR_CANCELLED');
     // Receiving stops first: no chunk is written, and no writer reopens the file, while a
     // running stage is being stopped (which may take up to abortDeadlineMs).
-    this.endAttachment(live, cancelled);
+    this.finalizer.endWriter(active, cancelled);
     const halted = upload.abort(cancelled);
     const stopped = await this.processing.cancel(upload.id);
     await halted;
-    if (isTerminalState(upload.record.state)) return this.statusOf(live);
+    if (isTerminalState(upload.record.state)) return activeStatus(active);
     const stage = stopped?.stage;
-    await this.discard(live, cancelled);
+    await this.finalizer.discard(active, cancelled);
     if (stage !== undefined) upload.record.stage = stage;
-    await this.end(live, 'cancelled', stage === undefined ? {} : { stage });
-    return this.statusOf(live);
+    await this.finalizer.end(active, 'cancelled', stage === undefined ? {} : { stage });
+    return activeStatus(active);
+  }
+
+  /**
+   * A cancel for an upload this node does not hold: the holder is asked to cancel it (its
+   * stage's signal fires there) and this waits for the end; an upload nobody holds (its node
+   * died) is taken over here and cancelled.
+   */
+  private async cancelElsewhere(principal: Principal, id: string): Promise<UploadStatus> {
+    const deadline = Date.now() + this.options.abortDeadlineMs + this.options.leaseTtlMs + 2_000;
+    let asked: string | undefined;
+    while (Date.now() < deadline) {
+      const acquired = await this.registry.acquire(id);
+      if (!acquired) throw notFound(id);
+      if ('lease' in acquired) {
+        const active = await this.adopt(id, acquired.lease);
+        if (!active) return this.status(principal, id);
+        return this.stopAndRemove(active);
+      }
+      if (asked !== acquired.heldBy) {
+        asked = acquired.heldBy;
+        await this.registry.request(acquired.heldBy, { type: 'cancel', uploadId: id });
+      }
+      const status = await this.untilEnded(principal, id, Math.min(250, deadline - Date.now()));
+      if (isTerminalState(status.state)) return status;
+    }
+    throw new UploadHubError('ERR_UNAVAILABLE', `Upload ${id} is held by node ${asked ?? 'unknown'}, which did not cancel it in time`);
+  }
+
+  /** The status once the upload ended, or as it is after `ms`; waits on the upload's events. */
+  private async untilEnded(principal: Principal, id: string, ms: number): Promise<UploadStatus> {
+    await new Promise<void>((resolve) => {
+      const subscription = this.events.subscribe({
+        deliver: (event) => {
+          if (isTerminalState(event.type as UploadState)) finish();
+        },
+      });
+      subscription.add(id);
+      const timer = setTimeout(finish, Math.max(0, ms));
+      function finish(): void {
+        clearTimeout(timer);
+        subscription.close();
+        resolve();
+      }
+    });
+    return this.status(principal, id);
   }
 
   /** Writes a stage's log line, limited to logLinesPerSecond per upload. */
   log(id: string, level: LogLevel, text: string, stage?: string): void {
-    const live = this.uploads.get(id);
-    if (!live || isTerminalState(live.upload.record.state)) return;
-    live.logs.push(stage === undefined ? { level, text } : { level, text, stage });
+    const active = this.active.get(id);
+    if (!active || isTerminalState(active.upload.record.state)) return;
+    active.logs.push(stage === undefined ? { level, text } : { level, text, stage });
   }
 
-  /** Active = not terminal. For metrics and the dashboard. */
-  counts(): Record<UploadState, number> {
-    const counts = { created: 0, uploading: 0, uploaded: 0, queued: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, expired: 0 };
-    for (const live of this.uploads.values()) counts[live.upload.record.state]++;
-    return counts;
+  /** Uploads by state (metrics, the dashboard): the registry's, with this node's fresher states. */
+  counts(): Promise<Record<UploadState, number>> {
+    return this.registry.counts((id) => this.active.get(id)?.upload.record.state);
   }
 
-  /** Bytes accepted but not yet written, across all uploads: bounded by maxBufferedBytes. */
+  /** Bytes accepted but not yet written, across the uploads this node holds: bounded by maxBufferedBytes. */
   get bufferedBytes(): number {
     let total = 0;
-    for (const live of this.uploads.values()) total += live.upload.buffered;
+    for (const active of this.active.values()) total += active.upload.buffered;
     return total;
   }
 
-  /** The stored bytes of a completed upload, for routes that serve them. */
-  dataPath(id: string): string {
-    return this.store.dataPath(id);
+  /** How many uploads this node works on now. */
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** How the hub's storage is doing: 'degraded' while a record save is failing or Redis is unreachable. */
+  get storageHealth(): StorageHealth {
+    const health = this.saver.health;
+    if (this.registry.health === 'ok') return health;
+    return { ...health, status: 'degraded', lastError: { code: 'ERR_UNAVAILABLE', message: new UploadHubError('ERR_UNAVAILABLE').message } };
   }
 
   // ------------------------------------------------------------------------------------------
   // Internals
 
   private assertOpen(): void {
-    if (this.closing) throw new UploadHubError('ERR_SHUTTING_DOWN');
+    if (this.closing || this.draining) throw new UploadHubError('ERR_SHUTTING_DOWN');
     if (!this.started) throw new UploadHubError('ERR_INTERNAL', 'UploadHub.start() was not awaited');
   }
 
-  private visible(principal: Principal, id: string): Live {
-    const live = this.uploads.get(id);
-    // An upload the principal may not see is reported as missing: ids are not to be probed.
-    if (!live || !maySee(principal, live.upload.record.owner)) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
-    return live;
+  /** An upload's record, if `principal` may see it; missing otherwise (ids are not to be probed). */
+  private async loadVisible(principal: Principal, id: string): Promise<{ record: UploadRecord; committed: number | undefined }> {
+    let stored;
+    try {
+      stored = await this.registry.load(id);
+    } catch (error) {
+      throw toHubError(error, 'ERR_UNAVAILABLE');
+    }
+    if (!stored || !maySee(principal, stored.record.owner)) throw notFound(id);
+    return stored;
+  }
+
+  /** One the principal sees but may not write (a watcher's) is ERR_FORBIDDEN. */
+  private assertWritable(principal: Principal, record: UploadRecord): void {
+    if (!maySee(principal, record.owner)) throw notFound(record.id);
+    if (!mayWrite(principal, record.owner)) throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not change upload ${record.id}`);
   }
 
   /**
-   * An upload the principal may write (resume, cancel). One it may not even see is missing, as
-   * in visible(); one it sees but may not write (a watcher's) is ERR_FORBIDDEN.
+   * Takes an upload another node holds, or held before it died: asks a live holder to release
+   * it (it stops, commits, releases), or waits out a dead holder's lease. At most
+   * leaseTtlMs (+ margin).
    */
-  private owned(principal: Principal, id: string): Live {
-    const live = this.visible(principal, id);
-    if (!mayWrite(principal, live.upload.record.owner)) {
-      throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not change upload ${id}`);
+  private takeOver(id: string): Promise<ActiveUpload> {
+    let taking = this.takingOver.get(id);
+    if (!taking) {
+      taking = this.acquireFromCluster(id).finally(() => this.takingOver.delete(id));
+      this.takingOver.set(id, taking);
     }
-    return live;
+    return taking;
   }
 
-  private track(record: UploadRecord, committed: number): Live {
+  private async acquireFromCluster(id: string): Promise<ActiveUpload> {
+    const deadline = Date.now() + this.options.leaseTtlMs + 2_000;
+    let asked: string | undefined;
+    let pause = 20;
+    for (;;) {
+      const acquired = await this.registry.acquire(id);
+      if (!acquired) throw notFound(id);
+      if ('lease' in acquired) {
+        const active = await this.adopt(id, acquired.lease);
+        if (!active) throw new UploadHubError('ERR_UPLOAD_STATE', `Upload ${id} ended while being resumed`);
+        return active;
+      }
+      if (asked !== acquired.heldBy) {
+        asked = acquired.heldBy;
+        await this.registry.request(acquired.heldBy, { type: 'release', uploadId: id });
+      }
+      if (Date.now() + pause > deadline) throw new UploadHubError('ERR_UNAVAILABLE', `Upload ${id} is held by node ${acquired.heldBy}, which did not release it in time; try again`);
+      // The holder releases within a few ms; a dead one's lease runs out. Polled with backoff.
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(200, pause * 2);
+    }
+  }
+
+  /**
+   * Starts working on an upload whose lease this node just got: its record and committed offset
+   * from the registry (the bytes past it are discarded when the file is opened, and the hash is
+   * rebuilt from the stored prefix). Undefined, with the lease released, when it had ended.
+   */
+  private async adopt(id: string, lease: Lease): Promise<ActiveUpload | undefined> {
+    const existing = this.active.get(id);
+    if (existing) return existing;
+    const stored = await this.registry.load(id);
+    if (!stored || isTerminalState(stored.record.state)) {
+      await this.registry.release(lease);
+      return undefined;
+    }
+    const { record } = stored;
+    let committed = stored.committed;
+    if (committed === undefined) committed = Math.min((await this.store.stat(id)).bytes, record.size);
+    const active = this.track(record, committed, lease);
+    this.logger?.info({ uploadId: id, node: this.nodeId, fence: lease.fence, committed, state: record.state }, 'upload taken over');
+    return active;
+  }
+
+  /**
+   * Stops working on an upload that stays unfinished: writes settle and are committed, the
+   * record is saved and the lease given back, so another node (or this one) can take it.
+   * @param release false when the lease is already lost (nothing may be written any more).
+   */
+  private async letGo(active: ActiveUpload, reason: UploadHubError | undefined, release: boolean): Promise<void> {
+    if (this.active.get(active.upload.id) !== active) return;
+    this.active.delete(active.upload.id);
+    const { upload } = active;
+    this.finalizer.endWriter(active, reason);
+    if (release) {
+      await upload.release().catch(() => undefined);
+      stamp(active);
+      await this.registry.save(upload.record, upload.ledger.lease).catch(() => undefined);
+      await this.registry.release(upload.ledger.lease).catch(() => undefined);
+    } else {
+      await upload.abort(reason ?? new UploadHubError('ERR_LEASE_LOST')).catch(() => undefined);
+      await this.processing.cancel(upload.id);
+    }
+    this.limits.closed(upload.record.owner, upload.id);
+    active.logs.close();
+    active.leave();
+    this.logger?.info({ uploadId: upload.id, node: this.nodeId, committed: upload.committed, ...(reason ? { code: reason.code } : {}) }, 'upload released');
+  }
+
+  /** An upload ended: this node stops holding it, and gives its lease back. */
+  private forget(active: ActiveUpload): void {
+    if (this.active.get(active.upload.id) === active) this.active.delete(active.upload.id);
+    active.leave();
+    if (this.registry.clustered) this.background(this.registry.release(active.upload.ledger.lease));
+  }
+
+  private track(record: UploadRecord, committed: number, lease: Lease): ActiveUpload {
     const stages = this.pipeline.plan(record);
     const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
-    const upload = new Upload(record, committed, this.store, () => this.onCommit(live), (_upload, error) => {
+    const registry = this.registry;
+    let active: ActiveUpload;
+    const upload = new Upload(record, committed, this.store, () => this.onCommit(active), (_upload, error) => {
+      if ((error as UploadHubError).code === 'ERR_LEASE_LOST') {
+        // Another node holds the upload now: this one stops, and leaves the bytes to it.
+        this.background(this.letGo(active, error as UploadHubError, false));
+        return;
+      }
       // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
-      live.writeFailure = this.fail(live, storageError(error, 'Writing the upload'));
-      this.background(live.writeFailure);
-    }, this.flow.credit());
-    const live: Live = {
+      active.writeFailure = this.finalizer.fail(active, storageError(error, 'Writing the upload'));
+      this.background(active.writeFailure);
+    }, this.flow.credit(), {
+      lease,
+      fenced: registry.clustered,
+      commit: registry.clustered ? (to) => registry.commit(lease, to, Math.max(active.bar.percent, uploadPercent(plan, to, record.size)), Date.now()) : () => Promise.resolve(),
+    });
+    let leave!: () => void;
+    const gone = new Promise<void>((resolve) => (leave = resolve));
+    active = {
       upload,
-      plan,
+      bar: new ProgressBar(plan, Math.max(record.percent ?? 0, uploadPercent(plan, committed, record.size)), record.stage),
       stages,
-      percent: Math.max(record.percent ?? 0, uploadPercent(plan, committed, record.size)),
-      phase: 'upload',
-      stage: record.stage,
-      stagePercent: undefined,
-      queuePosition: undefined,
-      rate: new RateMeter(),
-      logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish({ type: 'log', uploadId: record.id, ...line })),
+      logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish(record.owner, { type: 'log', uploadId: record.id, ...line })),
       finalizing: undefined,
       writeFailure: undefined,
-      writer: undefined,
+      writerPrincipal: undefined,
+      gone,
+      leave,
     };
-    this.uploads.set(record.id, live);
-    if (!isTerminalState(record.state)) this.limits.opened(record.owner, record.id);
-    return live;
+    this.active.set(record.id, active);
+    this.limits.opened(record.owner, record.id);
+    return active;
   }
 
-  private onCommit(live: Live): void {
-    const { upload } = live;
+  private onCommit(active: ActiveUpload): void {
+    const { upload } = active;
     const now = Date.now();
     upload.record.updatedAt = now;
-    live.rate.sample(now, upload.committed);
-    this.advance(live, uploadPercent(live.plan, upload.committed, upload.record.size));
-    this.publishProgress(live);
+    active.bar.bytes(upload.committed, upload.record.size, now);
+    this.publishProgress(active);
     // allowedTypes: the first bytes are sniffed once enough are in; a refused type fails the upload.
     const typeCheck = this.limits.checkContent(upload.record, upload.committed, upload.complete);
     if (typeCheck?.started) this.background(typeCheck.refused.then(() => undefined));
-    if (upload.complete && !live.finalizing) this.background(this.finalize(live));
+    if (upload.complete && !active.finalizing) this.background(this.finalizer.finalize(active));
   }
 
-  /** The bar never goes back. */
-  private advance(live: Live, percent: number): void {
-    live.percent = Math.max(live.percent, percent);
+  private publishProgress(active: ActiveUpload): void {
+    const { upload } = active;
+    this.publish(upload.record.owner, active.bar.event(upload.id, upload.committed, upload.record.size));
   }
 
-  private publishProgress(live: Live): void {
-    const { upload } = live;
-    const body: HubEventBody = {
-      type: 'progress',
-      uploadId: upload.id,
-      bytes: upload.committed,
-      total: upload.record.size,
-      percent: live.percent,
-      phase: live.phase,
-      bytesPerSecond: live.phase === 'upload' ? Math.round(live.rate.rate()) : 0,
-      etaSeconds: live.phase === 'upload' ? live.rate.eta(upload.committed, upload.record.size) : live.rate.eta(live.percent, 100),
-    };
-    if (live.stage !== undefined && live.phase === 'processing') {
-      body.stage = live.stage;
-      body.stagePercent = live.stagePercent ?? 0;
-    }
-    this.publish(body);
+  private publish(owner: string, body: HubEventBody): void {
+    this.events.publish(body, owner);
   }
 
-  /** Checks and completes the bytes phase once; every caller gets the same run. */
-  private finalize(live: Live): Promise<void> {
-    live.finalizing ??= this.finalizeOnce(live);
-    return live.finalizing;
-  }
-
-  private async finalizeOnce(live: Live): Promise<void> {
-    const { upload } = live;
-    try {
-      await upload.open();
-      await upload.settled();
-      if (isTerminalState(upload.record.state)) return;
-      // allowedTypes: bytes of a refused type never count as uploaded (the check fails the upload).
-      if (await this.limits.checkContent(upload.record, upload.committed, true)?.refused) return;
-      const sha256 = upload.digest();
-      this.endAttachment(live, undefined);
-      await upload.release();
-      if (isTerminalState(upload.record.state)) return;
-      const revoked = await this.writerRevoked(live);
-      if (revoked) {
-        await this.fail(live, revoked);
-        return;
-      }
-      upload.record.sha256 = sha256;
-      if (upload.record.expectedSha256 && upload.record.expectedSha256 !== sha256) {
-        await this.fail(live, new UploadHubError('ERR_CHECKSUM_MISMATCH', `Received bytes hash to ${sha256}, not the declared ${upload.record.expectedSha256}`));
-        return;
-      }
-      this.setState(live, 'uploaded', { bytes: upload.committed, sha256 });
-      this.enqueueProcessing(live);
-    } catch (error) {
-      // Halted (cancelled, or a write failed): whoever halted it ends it, not this.
-      if (upload.halted) return;
-      await this.fail(live, storageError(error, 'Finishing the upload'));
-    }
-  }
-
-  /** Why the upload's writer may no longer complete it (token revoked, role changed), if so. */
-  private async writerRevoked(live: Live): Promise<UploadHubError | undefined> {
-    if (!this.revalidate || !live.writer) return undefined;
-    let now: Principal | null;
-    try {
-      now = await this.revalidate(live.writer);
-    } catch (error) {
-      return toHubError(error, 'ERR_UNAUTHORIZED');
-    }
-    if (!now) return new UploadHubError('ERR_UNAUTHORIZED', `The token of ${live.writer.id} was revoked before the upload completed`);
-    if (!mayWrite(now, live.upload.record.owner)) return new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(now)} role may not complete upload ${live.upload.id}`);
-    return undefined;
-  }
-
-  private enqueueProcessing(live: Live): void {
-    const { upload } = live;
-    const record = upload.record;
-    if (live.stages.length === 0) {
-      this.background(this.end(live, 'completed', {}));
+  /** A request from another node. */
+  private heard(request: NodeRequest): void {
+    if (request.type === 'orphans') {
+      this.background(this.registry.once('orphans', 250, () => this.takeOverOrphans()));
       return;
     }
-    // Shutting down: the upload stays `uploaded` and the next start processes it.
-    if (this.closing) return;
-    const stageUpload: StageUpload = {
-      id: record.id, name: record.name, size: record.size, mimeType: record.mimeType, metadata: record.metadata, sha256: record.sha256 ?? '',
-    };
-    this.processing.enqueue({
-      upload: stageUpload,
-      stages: live.stages,
-      path: this.store.dataPath(record.id),
-      createReadStream: () => this.store.createReadStream(record.id),
-      outputDir: () => this.store.outputDir(record.id),
-    });
+    const active = this.active.get(request.uploadId);
+    if (!active) return;
+    if (request.type === 'cancel') {
+      if (!this.cancelling.has(request.uploadId)) {
+        const cancelling = this.stopAndRemove(active).finally(() => this.cancelling.delete(request.uploadId));
+        this.cancelling.set(request.uploadId, cancelling);
+        this.background(cancelling.then(() => undefined));
+      }
+      return;
+    }
+    // A release: only an upload still receiving bytes moves; one being finalized or processed stays.
+    if (active.finalizing || PAST_BYTES.has(active.upload.record.state) || isTerminalState(active.upload.record.state)) return;
+    this.background(this.letGo(active, undefined, true));
   }
 
-  private processingHost(): ProcessingHost {
-    const active = (id: string): Live | undefined => {
-      const live = this.uploads.get(id);
-      return live && !isTerminalState(live.upload.record.state) ? live : undefined;
-    };
-    return {
-      queued: (id, position) => {
-        const live = active(id);
-        if (!live || live.queuePosition === position) return;
-        live.queuePosition = position;
-        this.setState(live, 'queued', { position });
-      },
-      started: (id) => {
-        const live = active(id);
-        if (!live) return;
-        live.queuePosition = undefined;
-        live.phase = 'processing';
-        this.setState(live, 'processing', {});
-      },
-      stageStarted: (id, index, stage, count) => {
-        const live = active(id);
-        if (!live) return;
-        live.stage = stage.name;
-        live.stagePercent = 0;
-        live.rate.reset();
-        this.publish({ type: 'stage', uploadId: id, stage: stage.name, index, count });
-        this.advance(live, processingPercent(live.plan, index, 0));
-        this.publishProgress(live);
-      },
-      stageProgress: (id, index, stageFraction) => {
-        const live = active(id);
-        if (!live) return;
-        live.stagePercent = Math.round(stageFraction * 10000) / 100;
-        this.advance(live, processingPercent(live.plan, index, stageFraction));
-        live.rate.sample(Date.now(), live.percent);
-        this.publishProgress(live);
-      },
-      log: (id, level, text, stage) => this.log(id, level, text, stage),
-      completed: (id, result) => {
-        const live = active(id);
-        if (!live) return;
-        live.stagePercent = 100;
-        this.advance(live, 100);
-        this.publishProgress(live);
-        live.upload.record.result = result;
-        this.background(this.end(live, 'completed', { result }));
-      },
-      failed: (id, error) => {
-        const live = active(id);
-        if (live) this.background(this.fail(live, error));
-      },
-    };
-  }
-
-  private async fail(live: Live, error: UploadHubError): Promise<void> {
-    if (isTerminalState(live.upload.record.state)) return;
-    // Partial bytes and outputs of a failed upload are of no use to anyone; the record stays,
-    // and the failure is reported even if deleting them failed.
-    await this.discard(live, error).catch(() => undefined);
-    const info = error.toJSON();
-    live.upload.record.error = info;
-    if (error.stage !== undefined) live.upload.record.stage = error.stage;
-    await this.end(live, 'failed', { error: info });
+  /** The timer's chores, each run by one node of the cluster per interval. */
+  private async chores(intervalMs: number): Promise<void> {
+    if (this.closing || this.draining) return;
+    await this.registry.once('sweep', intervalMs, () => this.sweep());
+    if (this.registry.clustered) await this.registry.once('orphans', intervalMs, () => this.takeOverOrphans());
   }
 
   /**
-   * Ends an upload's bytes for good: the writer is told, pending chunks fail, bytes and outputs
-   * are deleted. Callers publish the terminal state after it, so whoever hears `cancelled`,
-   * `failed` or `expired` may rely on the bytes being gone.
+   * Uploads nobody holds (their node died or drained): one whose bytes were all in is processed
+   * here from the start; one still receiving stays where it is until its client resumes it (or
+   * it expires).
    */
-  private async discard(live: Live, error: UploadHubError): Promise<void> {
-    this.endAttachment(live, error);
-    await live.upload.abort(error);
-    await this.store.removeData(live.upload.id);
-  }
-
-  /** Tells the attached writer it no longer holds the upload. */
-  private endAttachment(live: Live, reason: UploadHubError | undefined): void {
-    const owner = live.upload.owner as Attachment | undefined;
-    live.upload.owner = undefined;
-    owner?.detached(live.upload.id, reason);
-  }
-
-  /** A state change on the way: saved in the background (retried until it lands), published at once. */
-  private setState(live: Live, state: Exclude<UploadState, TerminalState>, extra: Record<string, JsonValue | undefined>): void {
-    const record = live.upload.record;
-    if (isTerminalState(record.state)) return;
-    record.state = state;
-    record.updatedAt = Date.now();
-    this.stamp(live);
-    // A failure is retried and reported by the saver (health, log); nobody waits on this one.
-    this.saver.save(record).catch(() => undefined);
-    this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
-    this.logger?.info({ uploadId: record.id, state, ...(state === 'uploaded' ? { bytes: live.upload.committed } : {}) }, `upload ${state}`);
-  }
-
-  /**
-   * The end of an upload: final at once in memory (of two racing ends, a double cancel or
-   * cancel vs. a failing stage, only the first counts), published only once the record is
-   * saved, so whoever hears `completed`, `failed` or `cancelled` can rely on it after a restart.
-   */
-  private async end(live: Live, state: TerminalState, extra: Record<string, JsonValue | undefined>): Promise<void> {
-    const record = live.upload.record;
-    if (isTerminalState(record.state)) return;
-    record.state = state;
-    this.limits.closed(record.owner, record.id);
-    record.updatedAt = Date.now();
-    if (state === 'completed') this.advance(live, 100);
-    this.stamp(live);
-    // Subscribers learn how many log lines they missed before the upload's last event.
-    live.logs.flush();
-    live.logs.close();
-    try {
-      await this.saver.save(record);
-    } catch {
-      // Only when the hub closed before the record could be saved: it was never final on disk,
-      // so it is not announced; the next start finds the upload where its record left it.
-      return;
+  private async takeOverOrphans(): Promise<void> {
+    if (this.closing || this.draining) return;
+    for (const id of await this.registry.orphans()) {
+      if (this.active.has(id)) continue;
+      const stored = await this.registry.load(id);
+      if (!stored || !PAST_BYTES.has(stored.record.state)) continue;
+      const acquired = await this.registry.acquire(id);
+      if (!acquired || !('lease' in acquired)) continue;
+      const active = await this.adopt(id, acquired.lease);
+      if (!active) continue;
+      active.upload.restoreComplete();
+      active.upload.record.state = 'uploaded';
+      this.logger?.info({ uploadId: id, node: this.nodeId }, 'processing taken over');
+      this.finalizer.process(active);
     }
-    this.publish({ type: state, uploadId: record.id, ...extra } as HubEventBody);
-    this.logEnd(live);
-  }
-
-  private logEnd(live: Live): void {
-    if (!this.logger) return;
-    const record = live.upload.record;
-    const durationMs = Math.max(0, record.updatedAt - record.createdAt);
-    if (record.state === 'completed') {
-      const bytesPerSecond = durationMs > 0 ? Math.round((record.size * 1000) / durationMs) : null;
-      this.logger.info({ uploadId: record.id, size: record.size, durationMs, bytesPerSecond, sha256: record.sha256 }, 'upload completed');
-    } else {
-      const error = record.error ?? { code: record.state === 'cancelled' ? 'ERR_CANCELLED' : 'ERR_EXPIRED', message: '' };
-      this.logger.info({ uploadId: record.id, bytes: live.upload.committed, durationMs, code: error.code, reason: error.message, ...(record.stage === undefined ? {} : { stage: record.stage }) }, `upload ${record.state}`);
-    }
-  }
-
-  /** Copies what the record carries of the live upload, before a save. */
-  private stamp(live: Live): void {
-    live.upload.record.percent = live.percent;
-    live.upload.record.bytes = live.upload.committed;
-  }
-
-  /** How the hub's storage is doing: 'degraded' while a record save is failing. */
-  get storageHealth(): StorageHealth {
-    return this.saver.health;
-  }
-
-  private publish(body: HubEventBody): HubEvent {
-    return this.events.publish(body);
-  }
-
-  private statusOf(live: Live): UploadStatus {
-    const { record } = live.upload;
-    const status: UploadStatus = {
-      id: record.id,
-      name: record.name,
-      size: record.size,
-      mimeType: record.mimeType,
-      metadata: record.metadata,
-      owner: record.owner,
-      state: record.state,
-      bytes: live.upload.committed,
-      percent: live.percent,
-      phase: live.phase,
-      attached: live.upload.owner !== undefined,
-      createdAt: record.createdAt,
-      updatedAt: record.updatedAt,
-    };
-    const stage = live.stage ?? record.stage;
-    if (stage !== undefined) status.stage = stage;
-    if (live.stagePercent !== undefined) status.stagePercent = live.stagePercent;
-    if (live.queuePosition !== undefined) status.queuePosition = live.queuePosition;
-    if (record.sha256) status.sha256 = record.sha256;
-    if (record.error) status.error = record.error;
-    if (record.result !== undefined) status.result = record.result;
-    return status;
   }
 
   /** Expires abandoned incomplete uploads and forgets old finished ones. */
   private async sweep(): Promise<void> {
     const now = Date.now();
-    for (const live of [...this.uploads.values()]) {
-      const record = live.upload.record;
-      if (isTerminalState(record.state)) {
-        if (this.options.finishedRetentionMs > 0 && now - record.updatedAt > this.options.finishedRetentionMs) {
-          this.uploads.delete(record.id);
-          await this.store.remove(record.id).catch(() => undefined);
-        }
-      } else if (
-        this.options.uploadTtlMs > 0 && !live.upload.owner && (record.state === 'created' || record.state === 'uploading') &&
-        now - record.updatedAt > this.options.uploadTtlMs
-      ) {
-        const expired = new UploadHubError('ERR_EXPIRED');
-        await this.discard(live, expired).catch(() => undefined);
-        record.error = expired.toJSON();
-        await this.end(live, 'expired', {});
+    const { uploadTtlMs, finishedRetentionMs } = this.options;
+    if (finishedRetentionMs > 0) {
+      for (const id of await this.registry.finishedBefore(now - finishedRetentionMs)) await this.registry.remove(id).catch(() => undefined);
+    }
+    if (uploadTtlMs <= 0) return;
+    const candidates = new Set<string>([...this.active.keys(), ...(await this.registry.orphans())]);
+    for (const id of candidates) {
+      let active = this.active.get(id);
+      if (!active) {
+        const stored = await this.registry.load(id);
+        if (!stored || !stale(stored.record)) continue;
+        const acquired = await this.registry.acquire(id);
+        if (!acquired || !('lease' in acquired)) continue;
+        active = await this.adopt(id, acquired.lease);
+        if (!active) continue;
       }
+      if (active.upload.writer || !stale(active.upload.record)) continue;
+      const expired = new UploadHubError('ERR_EXPIRED');
+      await this.finalizer.discard(active, expired).catch(() => undefined);
+      active.upload.record.error = expired.toJSON();
+      await this.finalizer.end(active, 'expired', {});
+    }
+    function stale(record: UploadRecord): boolean {
+      return (record.state === 'created' || record.state === 'uploading') && now - record.updatedAt > uploadTtlMs;
     }
   }
+}
+
+function notFound(id: string): UploadHubError {
+  return new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
 }

@@ -22,7 +22,6 @@ export interface ProcessingHost {
 export interface ProcessingJob {
   upload: StageUpload;
   stages: readonly Stage[];
-  path: string;
   createReadStream(): Readable;
   outputDir(): Promise<string>;
 }
@@ -183,7 +182,6 @@ export class ProcessingQueue {
     let lastFraction = -1;
     const ctx: StageContext = {
       upload: job.upload,
-      path: job.path,
       createReadStream: () => job.createReadStream(),
       outputDir: () => job.outputDir(),
       signal: controller.signal,

@@ -17,9 +17,7 @@ export interface StageUpload {
 
 export interface StageContext {
   upload: StageUpload;
-  /** Local path of the stored file. */
-  path: string;
-  /** A fresh stream over the stored file (1 MiB reads). */
+  /** A fresh stream over the stored file (1 MiB reads): stages reach the bytes through the store, wherever it keeps them. */
   createReadStream(): Readable;
   /** A directory for this upload's outputs; removed when the upload is cancelled or purged. */
   outputDir(): Promise<string>;

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { UPLOAD_ID_PATTERN } from '../../shared/messages.js';
+import { UploadHubError } from '../../shared/errors.js';
 import type { ByteWriter, UploadRecord, UploadStore } from './UploadStore.js';
 import { DataDirLock } from './DataDirLock.js';
 
@@ -25,10 +26,41 @@ function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
+/**
+ * The highest fencing token that opened an upload's bytes for writing, kept beside them
+ * (`uploads/<id>.fence`) on the directory the nodes share. A writer opened with a lower token
+ * refuses to write: a node that lost its lease while paused cannot touch the bytes its
+ * successor writes.
+ */
+class FenceFile {
+  constructor(private readonly path: string) {}
+
+  async read(): Promise<number> {
+    try {
+      return Number(await readFile(this.path, 'utf8')) || 0;
+    } catch (error) {
+      if (isNotFound(error)) return 0;
+      throw error;
+    }
+  }
+
+  /** Raises the stored token to `fence`; throws ERR_LEASE_LOST when a higher one is there. */
+  async raise(fence: number): Promise<void> {
+    await this.check(fence);
+    await writeFile(this.path, String(fence));
+  }
+
+  async check(fence: number): Promise<void> {
+    const stored = await this.read();
+    if (stored > fence) throw new UploadHubError('ERR_LEASE_LOST', `Write with fencing token ${fence} refused: token ${stored} holds the upload`);
+  }
+}
+
 class FileByteWriter implements ByteWriter {
-  constructor(private readonly handle: FileHandle) {}
+  constructor(private readonly handle: FileHandle, private readonly fence?: { file: FenceFile; token: number }) {}
 
   async write(chunks: readonly Uint8Array[], position: number): Promise<number> {
+    if (this.fence) await this.fence.file.check(this.fence.token);
     let written = 0;
     let pending = [...chunks];
     // writev may write fewer bytes than asked; loop until all are down.
@@ -67,21 +99,30 @@ export class DiskStore implements UploadStore {
   private readonly emptying = new Set<Promise<void>>();
   /** Saves of one record run one after another, so the last save wins. */
   private readonly saving = new Map<string, Promise<void>>();
-  private readonly lock: DataDirLock;
+  private readonly lock: DataDirLock | undefined;
 
-  constructor(dataDir: string) {
+  /**
+   * @param options.shared  the directory is shared by several hub nodes whose records live in
+   *                        Redis: no lock is taken, no record is loaded or kept here, and the
+   *                        trash is each node's own.
+   */
+  constructor(dataDir: string, private readonly options: { shared?: boolean; nodeId?: string } = {}) {
     this.root = resolve(dataDir);
     this.uploadsDir = join(this.root, 'uploads');
     this.outputsDir = join(this.root, 'outputs');
-    this.trashDir = join(this.root, 'trash');
-    this.lock = new DataDirLock(this.root);
+    this.trashDir = join(this.root, options.shared ? `trash-${options.nodeId ?? process.pid}` : 'trash');
+    this.lock = options.shared ? undefined : new DataDirLock(this.root);
   }
 
   /** Takes the data directory's lock (one hub per directory), then loads every record. */
   async init(): Promise<UploadRecord[]> {
+    if (!this.lock) {
+      await this.prepare();
+      return [];
+    }
     await this.lock.acquire();
     try {
-      return await this.load();
+      return await this.loadAll();
     } catch (error) {
       await this.lock.release();
       throw error;
@@ -90,15 +131,28 @@ export class DiskStore implements UploadStore {
 
   /** Releases the data directory's lock; the hub calls it last, after flush(). */
   async close(): Promise<void> {
-    await this.lock.release();
+    await this.lock?.release();
   }
 
-  private async load(): Promise<UploadRecord[]> {
+  private async prepare(): Promise<void> {
     await mkdir(this.uploadsDir, { recursive: true });
     await mkdir(this.outputsDir, { recursive: true });
     // Whatever a previous process left in the trash is deleted now.
     await rm(this.trashDir, { recursive: true, force: true });
     await mkdir(this.trashDir, { recursive: true });
+  }
+
+  /** One record, or undefined when there is none (or it cannot be read). */
+  async load(id: string): Promise<UploadRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.recordPath(id), 'utf8')) as UploadRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async loadAll(): Promise<UploadRecord[]> {
+    await this.prepare();
     const records: UploadRecord[] = [];
     for (const name of await readdir(this.uploadsDir)) {
       if (name.includes('.json.tmp-')) {
@@ -153,6 +207,7 @@ export class DiskStore implements UploadStore {
     await this.saving.get(assertId(id))?.catch(() => undefined);
     await this.removeData(id);
     await rm(this.recordPath(id), { force: true });
+    await rm(join(this.uploadsDir, `${id}.fence`), { force: true });
   }
 
   /**
@@ -183,11 +238,16 @@ export class DiskStore implements UploadStore {
     }
   }
 
-  async openWriter(id: string, offset: number): Promise<ByteWriter> {
+  async openWriter(id: string, offset: number, fence?: number): Promise<ByteWriter> {
     const path = this.dataPath(id);
+    let fenced: { file: FenceFile; token: number } | undefined;
+    if (fence !== undefined) {
+      fenced = { file: new FenceFile(join(this.uploadsDir, `${assertId(id)}.fence`)), token: fence };
+      await fenced.file.raise(fence);
+    }
     // From 0, 'w' creates or empties the file in one call. Further on, 'r+' keeps what is
     // stored ('a' would ignore positions on Linux) and needs the file: create it first.
-    if (offset === 0) return new FileByteWriter(await open(path, 'w'));
+    if (offset === 0) return new FileByteWriter(await open(path, 'w'), fenced);
     await (await open(path, 'a')).close();
     const handle = await open(path, 'r+');
     try {
@@ -196,7 +256,7 @@ export class DiskStore implements UploadStore {
       await handle.close();
       throw error;
     }
-    return new FileByteWriter(handle);
+    return new FileByteWriter(handle, fenced);
   }
 
   createReadStream(id: string, range: { start?: number; end?: number } = {}): Readable {

@@ -4,7 +4,7 @@
  * (test/integration/store.conformance.test.ts).
  */
 import type { Readable } from 'node:stream';
-import type { ErrorInfo, JsonValue, UploadState } from '../../shared/messages.js';
+import type { ErrorInfo, JsonValue, Phase, UploadState } from '../../shared/messages.js';
 
 /** The durable part of an upload: everything needed to resume it after a restart. */
 export interface UploadRecord {
@@ -29,6 +29,9 @@ export interface UploadRecord {
   percent?: number;
   /** Bytes committed when last saved: what a finished upload reports after a restart. */
   bytes?: number;
+  /** The bar's phase and stage percent when last saved, for statuses built from the record. */
+  phase?: Phase;
+  stagePercent?: number;
 }
 
 /** Appends bytes to one upload's data. */
@@ -42,6 +45,8 @@ export interface ByteWriter {
 export interface UploadStore {
   /** Prepares storage and returns every record it holds. */
   init(): Promise<UploadRecord[]>;
+  /** One stored record, or undefined when there is none. */
+  load(id: string): Promise<UploadRecord | undefined>;
   /** Persists a record atomically: a crash leaves the old or the new one, never a torn one. */
   save(record: UploadRecord): Promise<void>;
   /** Resolves when every save started so far has finished (shutdown). */
@@ -54,12 +59,14 @@ export interface UploadStore {
   removeData(id: string): Promise<void>;
   /** Bytes stored for the upload so far, and when they were last written (ms since epoch; 0 when none). */
   stat(id: string): Promise<{ bytes: number; modifiedAt: number }>;
-  /** Opens the upload's data for appending at `offset`; anything stored past it is discarded. */
-  openWriter(id: string, offset: number): Promise<ByteWriter>;
+  /**
+   * Opens the upload's data for appending at `offset`; anything stored past it is discarded.
+   * With a fencing token (several nodes share the bytes), a writer opened with an older token
+   * than the latest refuses to write (ERR_LEASE_LOST).
+   */
+  openWriter(id: string, offset: number, fence?: number): Promise<ByteWriter>;
   /** Reads stored bytes [start, end). */
   createReadStream(id: string, range?: { start?: number; end?: number }): Readable;
-  /** A local path to the complete file, for processing stages that need one. */
-  dataPath(id: string): string;
   /** A directory a processing stage may write its outputs to; removed with the upload. */
   outputDir(id: string): Promise<string>;
   /**

@@ -39,7 +39,8 @@ import { derivedLimits } from '../config.js';
 import { ANY_ORIGIN, originRefusal } from './origin.js';
 import { limitEngineIoHandshakes } from './connectionLimit.js';
 import { seesAll, type Principal } from '../core/auth.js';
-import { Session, type SessionWatch } from '../core/Session.js';
+import { handshake } from '../protocol/handshake.js';
+import { Session, type SessionWatch } from '../protocol/Session.js';
 import type { UploadHub } from '../core/UploadHub.js';
 import type { Transport, TransportContext } from './Transport.js';
 
@@ -180,10 +181,7 @@ export function socketIoTransport({ hub, server, logger }: TransportContext): So
 async function authenticate(hub: UploadHub, auth: unknown): Promise<Principal> {
   const hello = validateClientMessage(messageOf('hello', auth));
   if (hello.type !== 'hello') throw new UploadHubError('ERR_BAD_MESSAGE');
-  if (hello.version !== PROTOCOL_VERSION) {
-    throw new UploadHubError('ERR_UNSUPPORTED_VERSION', `Protocol version ${hello.version} is not supported; this hub speaks ${PROTOCOL_VERSION}`);
-  }
-  return hub.authenticate(hello.token);
+  return handshake(hub, hello.version, hello.token);
 }
 
 /** A refused handshake: the client's `connect_error` carries the code in `data`. */
@@ -206,12 +204,25 @@ function sessionSink(socket: HubSocket, bufferedBytes: () => number, logger: Tra
 /** What a Session follows becomes room membership; leaving happens on its own at disconnect. */
 function roomWatch(socket: HubSocket, hub: UploadHub, principal: Principal): SessionWatch {
   const allRoom = seesAll(principal) ? ROOMS.all : ROOMS.owner(principal.id);
+  /** Rooms to join once the hub confirmed the principal may see the upload. */
+  const pending = new Set<string>();
   return {
     add(uploadId) {
       // The session may add an id before the hub has checked access (cancel, resume): join only what may be seen.
-      if (hub.canSee(principal, uploadId)) void socket.join(ROOMS.upload(uploadId));
+      const room = ROOMS.upload(uploadId);
+      pending.add(room);
+      hub.status(principal, uploadId).then(
+        () => {
+          if (pending.delete(room)) void socket.join(room);
+        },
+        () => pending.delete(room),
+      );
     },
-    remove: (uploadId) => void socket.leave(ROOMS.upload(uploadId)),
+    has: (uploadId) => pending.has(ROOMS.upload(uploadId)) || socket.rooms.has(ROOMS.upload(uploadId)),
+    remove: (uploadId) => {
+      pending.delete(ROOMS.upload(uploadId));
+      void socket.leave(ROOMS.upload(uploadId));
+    },
     setAll: (all) => void (all ? socket.join(allRoom) : socket.leave(allRoom)),
     congested: (congested) => void (congested ? socket.join(ROOMS.congested) : socket.leave(ROOMS.congested)),
     close: () => undefined,
@@ -292,8 +303,8 @@ class RoomFanOut {
     });
     const subscription = hub.events.subscribe({
       all: true,
-      deliver: (event) => {
-        if (event.type === 'created') this.owners.set(event.uploadId, event.upload.owner);
+      deliver: (event, owner) => {
+        this.owners.set(event.uploadId, owner);
         // With no Socket.IO client at all there is no one to throttle for.
         if (this.io.engine.clientsCount > 0) this.throttle.push(event);
         else if (isTerminalState(event.type)) this.owners.delete(event.uploadId);
@@ -311,7 +322,7 @@ class RoomFanOut {
 
   private emit(event: HubEvent): void {
     const uploadRoom = ROOMS.upload(event.uploadId);
-    const owner = this.ownerOf(event.uploadId);
+    const owner = this.owners.get(event.uploadId);
     const targets = owner === undefined ? [uploadRoom, ROOMS.all] : [uploadRoom, ROOMS.owner(owner), ROOMS.all];
     const rooms = this.io.of('/').adapter.rooms;
     if (targets.some((room) => rooms.has(room))) {
@@ -323,16 +334,6 @@ class RoomFanOut {
       this.io.local.in(uploadRoom).socketsLeave(uploadRoom);
       this.owners.delete(event.uploadId);
     }
-  }
-
-  private ownerOf(uploadId: string): string | undefined {
-    let owner = this.owners.get(uploadId);
-    if (owner === undefined) {
-      // Uploads recovered at start-up had no `created` event in this process.
-      owner = this.hub.ownerOf(uploadId);
-      if (owner !== undefined) this.owners.set(uploadId, owner);
-    }
-    return owner;
   }
 }
 

@@ -10,7 +10,7 @@ import { decodeChunkFrame } from '../../shared/frame.js';
 import { parseClientMessage } from '../../shared/codec.js';
 import type { ServerMessage } from '../../shared/messages.js';
 import { derivedLimits } from '../config.js';
-import { Session } from '../core/Session.js';
+import { Session } from '../protocol/Session.js';
 import type { Transport, TransportContext } from './Transport.js';
 
 export const WS_PATH = '/ws';

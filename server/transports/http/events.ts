@@ -9,7 +9,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { UploadHubError } from '../../../shared/errors.js';
 import { isTerminalState, UPLOAD_ID_PATTERN, UPLOAD_STATES, type HubEvent, type UploadStatus } from '../../../shared/messages.js';
-import type { Principal } from '../../core/auth.js';
+import { maySee, type Principal } from '../../core/auth.js';
 import type { UploadHub } from '../../core/UploadHub.js';
 import { holdStream } from '../connectionLimit.js';
 import { principalOf } from '../httpAuth.js';
@@ -40,48 +40,83 @@ function lastEventIdOf(req: Request): number | undefined {
   return Number(raw.trim());
 }
 
-function openStream(context: EventRouteContext, req: Request, res: Response, principal: Principal, watched: string[] | undefined, single: boolean): void {
+/** Events held while a stream's snapshot or replay is read, at most; past it the stream ends (the client resumes from its last id). */
+const HELD_EVENTS_MAX = 10_000;
+
+async function openStream(context: EventRouteContext, req: Request, res: Response, principal: Principal, watched: string[] | undefined, single: boolean): Promise<void> {
   const { hub, streams } = context;
   // The client may have left while its token was checked: nothing to open then.
   if (res.destroyed) return;
   const crowded = holdStream(hub, req, res);
   if (crowded !== undefined) throw crowded;
-  // From here on everything is synchronous: no event can be published between the snapshot
-  // (or replay) and the subscription, so none is lost or sent twice.
-  const statuses: UploadStatus[] | undefined = watched?.map((id) => hub.status(principal, id));
+  const statuses: UploadStatus[] | undefined = watched && (await Promise.all(watched.map((id) => hub.status(principal, id))));
   if (req.method === 'HEAD') {
     // Node sends a HEAD's headers only when it ends, never on a write: a stream would hang it.
     res.status(200).type(`${streamFormat(req) === 'sse' ? SSE_CONTENT_TYPE : NDJSON_CONTENT_TYPE}; charset=utf-8`).end();
     return;
   }
+  if (res.destroyed) return;
   const ids = watched === undefined ? undefined : new Set(watched);
-  const accepts = (event: HubEvent): boolean => (ids === undefined || ids.has(event.uploadId)) && hub.canSee(principal, event.uploadId);
-  const lastEventId = lastEventIdOf(req);
-  const replay = lastEventId === undefined ? undefined : hub.events.since(lastEventId)?.filter(accepts);
-  const finished = single && statuses?.[0] !== undefined && isTerminalState(statuses[0].state);
-  if (finished && replay?.length === 0) {
-    // The client has seen the end already; 204 tells EventSource to stop reconnecting.
-    res.status(204).end();
-    return;
-  }
-  const stream = new EventStream(res, {
-    format: streamFormat(req),
-    throttle: { intervalMs: hub.options.progressIntervalMs, minStepPercent: hub.options.progressMinStepPercent },
-    retryMs: hub.options.sseRetryMs,
-    maxBufferedBytes: context.maxBufferedBytes,
-    endAfterTerminalOf: single ? watched?.[0] : undefined,
-    onClose: (closed) => streams.delete(closed),
+  const accepts = (event: HubEvent, owner: string): boolean => (ids === undefined || ids.has(event.uploadId)) && maySee(principal, owner);
+  // Followed first; events delivered while the replay or snapshot is read are held and follow
+  // it, so none is lost (one also reflected in the snapshot may come again, which is harmless).
+  const startId = hub.events.lastId;
+  let held: HubEvent[] | undefined = [];
+  let overflow = false;
+  let stream: EventStream | undefined;
+  const subscription = hub.events.subscribe({
+    all: ids === undefined,
+    accepts,
+    deliver: (event) => {
+      if (!held) stream?.push(event);
+      else if (held.length < HELD_EVENTS_MAX) held.push(event);
+      else overflow = true;
+    },
   });
-  streams.add(stream);
-  const subscription = hub.events.subscribe({ all: ids === undefined, accepts, deliver: (event) => stream.push(event) });
   for (const id of ids ?? []) subscription.add(id);
-  stream.attach(subscription);
-  if (replay !== undefined && lastEventId !== undefined) {
-    stream.position = lastEventId;
-    for (const event of replay) stream.push(event);
-  } else {
-    stream.snapshot(statuses ?? hub.list(principal, { state: ACTIVE_STATES }), hub.events.lastId);
-    if (finished) stream.end();
+  let replay: HubEvent[] | undefined;
+  let snapshot: readonly UploadStatus[] | undefined;
+  try {
+    const lastEventId = lastEventIdOf(req);
+    replay = lastEventId === undefined ? undefined : await hub.events.since(lastEventId, accepts);
+    const finished = single && statuses?.[0] !== undefined && isTerminalState(statuses[0].state);
+    if (finished && replay?.length === 0) {
+      // The client has seen the end already; 204 tells EventSource to stop reconnecting.
+      subscription.close();
+      res.status(204).end();
+      return;
+    }
+    if (replay === undefined) snapshot = statuses ?? (await hub.list(principal, { state: ACTIVE_STATES }));
+    if (res.destroyed) {
+      subscription.close();
+      return;
+    }
+    stream = new EventStream(res, {
+      format: streamFormat(req),
+      throttle: { intervalMs: hub.options.progressIntervalMs, minStepPercent: hub.options.progressMinStepPercent },
+      retryMs: hub.options.sseRetryMs,
+      maxBufferedBytes: context.maxBufferedBytes,
+      endAfterTerminalOf: single ? watched?.[0] : undefined,
+      onClose: (closed) => streams.delete(closed),
+    });
+    streams.add(stream);
+    stream.attach(subscription);
+    let upTo = startId;
+    if (replay !== undefined && lastEventId !== undefined) {
+      stream.position = lastEventId;
+      for (const event of replay) stream.push(event);
+      upTo = Math.max(lastEventId, replay.at(-1)?.id ?? lastEventId);
+    } else {
+      stream.snapshot(snapshot ?? [], startId);
+      if (finished) stream.end();
+    }
+    const waiting = held;
+    held = undefined;
+    for (const event of waiting) if (event.id > upTo) stream.push(event);
+    if (overflow) stream.end();
+  } catch (error) {
+    subscription.close();
+    throw error;
   }
 }
 
@@ -91,7 +126,7 @@ export function allEventsHandler(context: EventRouteContext): RequestHandler {
     const principal = await principalOf(context.hub, req);
     const listed = queryList(req.query.upload);
     for (const id of listed) if (!UPLOAD_ID_PATTERN.test(id)) throw new UploadHubError('ERR_NOT_FOUND', `No upload ${id}`);
-    openStream(context, req, res, principal, listed.length === 0 ? undefined : [...new Set(listed)], false);
+    await openStream(context, req, res, principal, listed.length === 0 ? undefined : [...new Set(listed)], false);
   });
 }
 
@@ -99,6 +134,6 @@ export function allEventsHandler(context: EventRouteContext): RequestHandler {
 export function uploadEventsHandler(context: EventRouteContext): RequestHandler {
   return route(async (req, res) => {
     const principal = await principalOf(context.hub, req);
-    openStream(context, req, res, principal, [uploadIdParam(req)], true);
+    await openStream(context, req, res, principal, [uploadIdParam(req)], true);
   });
 }

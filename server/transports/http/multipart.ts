@@ -15,10 +15,10 @@ import type { Request, RequestHandler, Response } from 'express';
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
 import { ERROR_CODES, UploadHubError, toHubError } from '../../../shared/errors.js';
-import { isTerminalState, type ChunkReply, type CreateInput, type ErrorInfo, type UploadState, type UploadStatus } from '../../../shared/messages.js';
+import { isTerminalState, type CreateInput, type ErrorInfo, type UploadState, type UploadStatus } from '../../../shared/messages.js';
 import { derivedLimits } from '../../config.js';
 import type { Principal } from '../../core/auth.js';
-import type { Attachment, UploadHub } from '../../core/UploadHub.js';
+import type { UploadHub } from '../../core/UploadHub.js';
 import { principalOf } from '../httpAuth.js';
 import { UploadRateFloor } from './bodyTimeouts.js';
 import { route, sendError, setRetryAfter } from './respond.js';
@@ -53,7 +53,6 @@ export interface MultipartResponse {
 
 type FileStream = Readable & { truncated?: boolean };
 
-const STORED = (state: UploadState): boolean => state !== 'created' && state !== 'uploading';
 
 function invalidPart(message: string): UploadHubError {
   return new UploadHubError('ERR_BAD_MESSAGE', message);
@@ -71,41 +70,25 @@ function malformed(error: unknown): UploadHubError {
   return new UploadHubError('ERR_BAD_MESSAGE', `Malformed multipart body (${reason})${hint}`, { cause: error });
 }
 
-/**
- * Resolves with the upload's status once `reached` holds for its state, waiting on its events;
- * early (with the status as it is) when `res` closes.
- */
-function untilState(hub: UploadHub, principal: Principal, id: string, reached: (state: UploadState) => boolean, res: Response): Promise<UploadStatus> {
-  const current = hub.status(principal, id);
-  if (reached(current.state) || res.destroyed) return Promise.resolve(current);
-  return new Promise((resolve) => {
-    const done = (): void => {
-      subscription.close();
-      res.off('close', done);
-      resolve(hub.status(principal, id));
-    };
-    const subscription = hub.events.subscribe({
-      // After the current task: a state change publishes before the hub's own next step
-      // (`uploaded` is followed at once by `completed` when no stage runs).
-      deliver: () => queueMicrotask(() => {
-        if (!subscription.closed && reached(hub.status(principal, id).state)) done();
-      }),
-    });
-    subscription.add(id);
-    res.once('close', done);
-  });
+/** The upload's status once it has ended (or moved to another node); early, as it is, when `res` closes. */
+async function whenEnded(hub: UploadHub, principal: Principal, id: string, res: Response): Promise<UploadStatus> {
+  if (res.destroyed) return hub.status(principal, id);
+  let onClose: (() => void) | undefined;
+  const closed = new Promise<void>((resolve) => res.once('close', (onClose = resolve)));
+  try {
+    await Promise.race([hub.settledStatus(principal, id), closed]);
+  } finally {
+    if (onClose) res.off('close', onClose);
+  }
+  return hub.status(principal, id);
 }
 
-/** One file part: the writer the hub attaches the upload to. */
-class PartWriter implements Attachment {
+/** One file part, streamed into its upload by the hub's ingest(). */
+class PartWriter {
   failure: UploadHubError | undefined;
   /** Bytes read from the part so far, stored or dropped. */
   bytesSeen = 0;
-  private id: string | undefined;
-  private aborting: Promise<void> = Promise.resolve();
-  private abortStarted = false;
-  /** The hub released the upload without an error (it finalized it, or another writer took it). */
-  private released = false;
+  private readonly aborter = new AbortController();
 
   constructor(
     private readonly hub: UploadHub,
@@ -114,20 +97,18 @@ class PartWriter implements Attachment {
     readonly name: string,
     private readonly stream: FileStream,
   ) {
-    // busboy reports the limit as soon as it is reached, possibly before this part is attached.
+    // busboy reports the limit as soon as it is reached, possibly before the upload exists.
     stream.once('limit', () => this.fail(new UploadHubError('ERR_FILE_TOO_LARGE', `File exceeds maxFileSize ${hub.options.maxFileSize}`)));
   }
 
-  detached(_uploadId: string, reason: UploadHubError | undefined): void {
-    if (reason) this.failure ??= reason;
-    else this.released = true;
-  }
-
   /**
-   * Creates the upload, streams the part into it, finalizes or aborts it. `sizeKnown`: the
-   * sender gave the part's size or the request's length, not only maxFileSize bounds it.
+   * Creates the upload and streams the part into it; the hub finalizes it at the part's end or
+   * fails it (bytes removed) on the part's failure. `sizeKnown`: the sender gave the part's size
+   * or the request's length, not only maxFileSize bounds it.
    */
-  async run(input: CreateInput, res: Response, sizeKnown: boolean): Promise<MultipartFileResult> {
+  async run(input: CreateInput): Promise<MultipartFileResult>;
+  async run(input: CreateInput, _res: Response, sizeKnown: boolean): Promise<MultipartFileResult>;
+  async run(input: CreateInput, _res?: Response, sizeKnown = true): Promise<MultipartFileResult> {
     let created: UploadStatus;
     try {
       if (this.failure) throw this.failure;
@@ -138,40 +119,20 @@ class PartWriter implements Attachment {
     }
     const id = created.id;
     try {
-      const { offset, window } = await this.hub.attach(this.principal, id, this);
-      this.id = id;
-      if (!this.failure) await this.pump(id, offset, offset + window);
-      if (this.stream.truncated) this.fail(new UploadHubError('ERR_FILE_TOO_LARGE', `File exceeds maxFileSize ${this.hub.options.maxFileSize}`));
-      if (!this.failure && !this.released) await this.hub.endOfStream(this, id);
+      await this.hub.ingest(this.principal, id, this.bytes(), { exactSize: false, signal: this.aborter.signal });
     } catch (error) {
       this.fail(toHubError(error));
     }
+    // After a failure the rest of the part is read and dropped, so later parts still arrive.
     this.stream.resume();
-    // A failure before the part was attached (busboy's limit) is applied now.
-    if (this.failure && !this.abortStarted) this.aborting = this.abortUpload(id, this.failure);
-    await this.aborting;
-    let status = this.hub.status(this.principal, id);
-    if (!this.failure && !STORED(status.state)) {
-      // All bytes in: the hub finalizes on its own when the last byte fills the size bound, and
-      // endOfStream then returns before that finalize is done. Wait for it.
-      if (status.bytes === status.size) status = await untilState(this.hub, this.principal, id, STORED, res);
-      else this.failure = new UploadHubError('ERR_NOT_ATTACHED', 'Another writer took the upload over');
-    }
-    return this.result(status);
+    return this.result(await this.hub.status(this.principal, id));
   }
 
+  /** Fails the part: the hub fails its upload at once, so the partial bytes go while the rest still arrives. */
   fail(error: UploadHubError): void {
     if (this.failure) return;
     this.failure = error;
-    if (this.id === undefined) return;
-    // At once, so the partial bytes are deleted while the rest of the part is still arriving.
-    this.abortStarted = true;
-    this.aborting = this.abortUpload(this.id, error);
-  }
-
-  /** Awaited only later, so it must never reject on its own: the part's answer carries the failure. */
-  private abortUpload(id: string, error: UploadHubError): Promise<void> {
-    return this.hub.abort(this, id, error).catch(() => undefined);
+    this.aborter.abort(error);
   }
 
   result(status: UploadStatus): MultipartFileResult {
@@ -187,41 +148,16 @@ class PartWriter implements Attachment {
   }
 
   /**
-   * Feeds the part's bytes to the hub, keeping at most the granted window in flight: when it is
-   * used up, reading waits for the oldest reply, and busboy's backpressure holds the socket.
+   * The part's bytes, counted as they are read. Leaving the loop early (a failure) keeps the
+   * stream alive: busboy needs it read to the end to reach the next part.
    */
-  private async pump(id: string, start: number, initialLimit: number): Promise<void> {
-    const maxChunk = this.hub.options.maxChunkSize;
-    const inFlight: Array<Promise<ChunkReply>> = [];
-    let offset = start;
-    let limit = initialLimit;
-    const settleOldest = async (): Promise<void> => {
-      const reply = await (inFlight.shift() as Promise<ChunkReply>);
-      if (reply.type === 'ack') limit = Math.max(limit, reply.offset + reply.window);
-      else this.fail(new UploadHubError(reply.code, reply.message));
-    };
-    try {
-      for await (const chunk of this.stream as AsyncIterable<Buffer>) {
-        // After a failure the rest of the part is read and dropped, so later parts still arrive.
-        this.bytesSeen += chunk.byteLength;
-        let rest = chunk;
-        while (rest.byteLength > 0 && !this.failure) {
-          while (offset >= limit && inFlight.length > 0 && !this.failure) await settleOldest();
-          if (this.failure) break;
-          if (offset >= limit) {
-            this.fail(new UploadHubError('ERR_UPLOAD_STATE', 'The hub granted no window for this upload'));
-            break;
-          }
-          const size = Math.min(rest.byteLength, limit - offset, maxChunk);
-          inFlight.push(this.hub.receive(this, this.principal, id, offset, rest.subarray(0, size)));
-          offset += size;
-          rest = rest.subarray(size);
-        }
-      }
-    } catch (error) {
-      this.fail(toHubError(error, 'ERR_UPLOAD_ABORTED'));
+  private async *bytes(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of this.stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      this.bytesSeen += chunk.byteLength;
+      yield chunk;
     }
-    while (inFlight.length > 0) await settleOldest();
+    // busboy marks a part cut at maxFileSize as truncated when it ends.
+    if (this.stream.truncated) throw new UploadHubError('ERR_FILE_TOO_LARGE', `File exceeds maxFileSize ${this.hub.options.maxFileSize}`);
   }
 }
 
@@ -392,7 +328,7 @@ export function multipartHandler(hub: UploadHub): RequestHandler {
     if (form.aborted || res.destroyed) return;
     if (wait === 'completed') {
       uploads = await Promise.all(uploads.map(async (upload) =>
-        upload.id === undefined || isTerminalState(upload.state) ? upload : { ...upload, ...pick(await untilState(hub, principal, upload.id, isTerminalState, res)) }));
+        upload.id === undefined || isTerminalState(upload.state) ? upload : { ...upload, ...pick(await whenEnded(hub, principal, upload.id, res)) }));
     }
     const error = form.error?.toJSON() ?? uploads.find((upload) => upload.error)?.error ??
       (uploads.length === 0 ? new UploadHubError('ERR_BAD_MESSAGE', 'The form has no file part').toJSON() : undefined);

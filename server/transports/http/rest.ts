@@ -101,7 +101,7 @@ export function restRoutes(hub: UploadHub): Router {
     if (states.data.length > 0) filter.state = states.data;
     if (cursor !== undefined) filter.after = decodeCursor(cursor);
     // One more than the page tells whether a next page exists, without counting them all.
-    const uploads = hub.list(principal, filter);
+    const uploads = await hub.list(principal, filter);
     const more = uploads.length > limit;
     if (more) uploads.length = limit;
     const last = uploads.at(-1);
@@ -110,7 +110,7 @@ export function restRoutes(hub: UploadHub): Router {
 
   router.get('/uploads/:id', route(async (req, res) => {
     const principal = await principalOf(hub, req);
-    res.json(hub.status(principal, uploadIdParam(req)));
+    res.json(await hub.status(principal, uploadIdParam(req)));
   }));
 
   router.delete('/uploads/:id', route(async (req, res) => {

@@ -1,5 +1,5 @@
 /**
- * One client connection, whatever carries it. A socket transport creates a Session per
+ * The socket protocol's session: one client connection, whatever carries it. A socket transport creates a Session per
  * connection, hands it every decoded message and chunk, and writes what the Session sends to
  * its sink. Hello, authentication, per-connection limits, idle timeouts, reply ordering,
  * subscriptions and their throttle, and the bound on unsent output (Backlog) all live here, so
@@ -14,14 +14,17 @@ import {
   type ClientMessage,
   type HubEvent,
   type ServerMessage,
+  type UploadState,
   type UploadStatus,
+  UPLOAD_STATES,
   type WatchingMessage,
   type WelcomeMessage,
 } from '../../shared/messages.js';
 import { coalesceProgress, EventThrottle } from '../../shared/throttle.js';
-import type { Principal } from './auth.js';
-import { Backlog } from './Backlog.js';
-import type { Attachment, UploadHub } from './UploadHub.js';
+import { maySee, type Principal } from '../core/auth.js';
+import { Backlog } from '../core/Backlog.js';
+import type { ChunkResult, UploadHub, Writer } from '../core/UploadHub.js';
+import { handshake } from './handshake.js';
 
 /** What a transport provides to its Session. */
 export interface SessionSink {
@@ -43,6 +46,7 @@ export interface SessionSink {
  */
 export interface SessionWatch {
   add(uploadId: string): void;
+  has(uploadId: string): boolean;
   remove(uploadId: string): void;
   /** Every upload the principal may see, or only the added ones. */
   setAll(all: boolean): void;
@@ -53,10 +57,24 @@ export interface SessionWatch {
 
 type WatchMessage = Extract<ClientMessage, { type: 'watch' }>;
 
+/** Events held while a `watch` is answered, at most. */
+const HELD_EVENTS_MAX = 10_000;
+
+/** States of uploads not yet finished: what a `watch` of everything lists. */
+const ACTIVE_STATES: UploadState[] = UPLOAD_STATES.filter((state) => !isTerminalState(state));
+
 /** Errors after which the connection cannot go on. */
 const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_HELLO_REQUIRED', 'ERR_UNAUTHORIZED', 'ERR_UNSUPPORTED_VERSION', 'ERR_BAD_FRAME']);
 
-export class Session implements Attachment {
+/** The reply to one chunk, built from the hub's result. */
+export function chunkReply(uploadId: string, chunkOffset: number, result: ChunkResult): ChunkReply {
+  if (result.ok) return { type: 'ack', uploadId, chunkOffset, status: result.status, offset: result.committed, window: result.window };
+  const reply: ChunkReply = { type: 'error', code: result.error.code, message: result.error.message, uploadId, chunkOffset };
+  if (result.committed !== undefined) reply.offset = result.committed;
+  return reply;
+}
+
+export class Session implements Writer {
   private principal: Principal | undefined;
   private readonly attached = new Map<string, ReturnType<typeof setTimeout> | undefined>();
   private readonly replyTails = new Map<string, Promise<ChunkReply>>();
@@ -65,6 +83,9 @@ export class Session implements Attachment {
   private readonly backlog: Backlog<ServerMessage>;
   private helloTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** Events delivered while a `watch` reads its statuses and missed events; they follow its reply. */
+  private held: HubEvent[] | undefined;
+  private holds = 0;
 
   /**
    * @param principal  set when the transport authenticated the connection itself (Socket.IO
@@ -89,7 +110,7 @@ export class Session implements Attachment {
       () => this.backlog.congested,
     );
     this.subscription = watch ?? hub.events.subscribe({
-      accepts: (event) => this.principal !== undefined && this.hub.canSee(this.principal, event.uploadId),
+      accepts: (_event, owner) => this.principal !== undefined && maySee(this.principal, owner),
       deliver: (event) => this.deliver(event),
     });
     if (!principal && hub.options.helloTimeoutMs > 0) {
@@ -150,7 +171,10 @@ export class Session implements Attachment {
     }
     const timer = this.attached.get(uploadId);
     timer?.refresh();
-    const reply = this.hub.receive(this, this.principal, uploadId, offset, data).catch((error: unknown) => errorReply(toHubError(error)));
+    const reply = this.hub.receive(this, this.principal, uploadId, offset, data).then(
+      (result) => chunkReply(uploadId, offset, result),
+      (error: unknown) => errorReply(toHubError(error)),
+    );
     const previous = this.replyTails.get(uploadId);
     const ordered = previous ? previous.then(() => reply) : reply;
     this.replyTails.set(uploadId, ordered);
@@ -187,7 +211,7 @@ export class Session implements Attachment {
     this.backlog.close();
   }
 
-  /** Attachment: the hub took an upload from this session. */
+  /** Writer: the hub took an upload from this session. */
   detached(uploadId: string): void {
     clearTimeout(this.attached.get(uploadId));
     this.attached.delete(uploadId);
@@ -223,7 +247,7 @@ export class Session implements Attachment {
         }
         return;
       case 'watch':
-        this.watch(principal, message);
+        await this.watch(principal, message);
         return;
       case 'unwatch':
         if (message.uploadIds === undefined) this.subscription.setAll(false);
@@ -237,10 +261,7 @@ export class Session implements Attachment {
 
   private async hello(version: number, token: string | undefined): Promise<void> {
     if (this.principal) return;
-    if (version !== PROTOCOL_VERSION) {
-      throw new UploadHubError('ERR_UNSUPPORTED_VERSION', `Protocol version ${version} is not supported; this hub speaks ${PROTOCOL_VERSION}`);
-    }
-    const principal = await this.hub.authenticate(token);
+    const principal = await handshake(this.hub, version, token);
     if (this.closed) return;
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
@@ -249,30 +270,49 @@ export class Session implements Attachment {
   }
 
   /**
-   * The statuses, the missed events and the subscription are taken in one synchronous step, so
-   * every event is either reflected in the reply (id up to lastEventId) or sent after it. The
-   * reply goes in pieces that wait for the connection to drain; live events may overtake them.
+   * Follows first, then reads the statuses and the missed events: events delivered meanwhile are
+   * held and sent after the reply (those past its lastEventId), so every event is reflected in
+   * the reply or sent after it. The reply goes in pieces that wait for the connection to drain;
+   * live events may overtake them.
    */
-  private watch(principal: Principal, message: WatchMessage): void {
+  private async watch(principal: Principal, message: WatchMessage): Promise<void> {
     const ids = message.uploadIds;
-    // Every listed id is checked before anything is followed: one the principal may not see is ERR_NOT_FOUND.
-    const uploads: UploadStatus[] = ids === undefined
-      ? this.hub.list(principal).filter((upload) => !isTerminalState(upload.state))
-      : ids.map((id) => this.hub.status(principal, id));
     const lastEventId = this.hub.events.lastId;
-    let events: HubEvent[] | undefined;
-    if (message.since !== undefined) {
-      const watched = ids === undefined ? undefined : new Set(ids);
-      // undefined when the history no longer holds every event after `since`: the statuses alone then.
-      const missed = this.hub.events.since(message.since);
-      if (missed) events = coalesceProgress(missed.filter((event) => (watched === undefined || watched.has(event.uploadId)) && this.hub.canSee(principal, event.uploadId)));
+    const fresh = ids?.filter((id) => !this.subscription.has(id)) ?? [];
+    this.holds++;
+    this.held ??= [];
+    try {
+      if (ids === undefined) this.subscription.setAll(true);
+      else for (const id of ids) this.subscription.add(id);
+      let uploads: UploadStatus[];
+      try {
+        // Every listed id is checked before anything is followed: one the principal may not see is ERR_NOT_FOUND.
+        uploads = ids === undefined
+          ? await this.hub.list(principal, { state: ACTIVE_STATES })
+          : await Promise.all(ids.map((id) => this.hub.status(principal, id)));
+      } catch (error) {
+        if (ids === undefined) this.subscription.setAll(false);
+        else for (const id of fresh) if (!this.attached.has(id)) this.unwatch(id);
+        throw error;
+      }
+      let events: HubEvent[] | undefined;
+      if (message.since !== undefined) {
+        const watched = ids === undefined ? undefined : new Set(ids);
+        // undefined when the history no longer holds every event after `since`: the statuses alone then.
+        const missed = await this.hub.events.since(message.since, (event, owner) => (watched === undefined || watched.has(event.uploadId)) && maySee(principal, owner));
+        if (missed) events = coalesceProgress(missed.filter((event) => event.id <= lastEventId));
+      }
+      const reply: WatchingMessage = { type: 'watching', uploads, lastEventId };
+      if (message.reqId !== undefined) reply.reqId = message.reqId;
+      if (events) reply.events = events;
+      this.backlog.enqueue(splitWatching(reply, Math.min(this.hub.options.maxMessageBytes, this.backlog.pieceBytes)));
+    } finally {
+      if (--this.holds === 0) {
+        const held = this.held ?? [];
+        this.held = undefined;
+        for (const event of held) if (event.id > lastEventId) this.throttle.push(event);
+      }
     }
-    if (ids === undefined) this.subscription.setAll(true);
-    else for (const upload of uploads) this.subscription.add(upload.id);
-    const reply: WatchingMessage = { type: 'watching', uploads, lastEventId };
-    if (message.reqId !== undefined) reply.reqId = message.reqId;
-    if (events) reply.events = events;
-    this.backlog.enqueue(splitWatching(reply, Math.min(this.hub.options.maxMessageBytes, this.backlog.pieceBytes)));
   }
 
   private assertRoom(): void {
@@ -314,6 +354,13 @@ export class Session implements Attachment {
   }
 
   private deliver(event: HubEvent): void {
+    if (this.closed) return;
+    if (this.held) {
+      // Bounded: a watch holds events only while it reads; a flood past the bound ends the connection.
+      if (this.held.length >= HELD_EVENTS_MAX) this.fatal(new UploadHubError('ERR_SLOW_CONSUMER', 'Too many events arrived while a watch was being answered'));
+      else this.held.push(event);
+      return;
+    }
     this.throttle.push(event);
   }
 
