@@ -152,6 +152,8 @@ export interface ClusterNode {
   output(): string;
   /** The fixture's stdout lines so far (JSON only; pino logs go to stderr). */
   lines(): readonly NodeLine[];
+  /** Calls `listener` with each stdout line from now on; returns the function that stops it. */
+  onLine(listener: (line: NodeLine) => void): () => void;
   /** The first stdout line passing `test`, already written or yet to come; rejects after `timeoutMs` or when the node exits first. */
   waitForLine(test: (line: NodeLine) => boolean, timeoutMs?: number): Promise<NodeLine>;
 }
@@ -246,8 +248,9 @@ export async function startNode(opts: StartNodeOptions): Promise<ClusterNode> {
         if (test(line)) resolve(line);
       };
       lineEvents.on('line', onLine);
-      const onExit = () => reject(new Error(`node ${opts.nodeId} exited before the awaited line:\n${output}`));
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => reject(new Error(`node ${opts.nodeId} exited (${signal ?? code}) before the awaited line`));
       child.once('exit', onExit);
+      if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
       off = () => {
         lineEvents.off('line', onLine);
         child.off('exit', onExit);
@@ -262,7 +265,34 @@ export async function startNode(opts: StartNodeOptions): Promise<ClusterNode> {
   const port = listening.port;
   if (typeof port !== 'number' || typeof listening.url !== 'string') throw new Error(`node ${opts.nodeId} said it listens without url and port: ${JSON.stringify(listening)}`);
   if (child.pid === undefined) throw new Error(`node ${opts.nodeId} has no pid`);
-  return { nodeId: opts.nodeId, url: listening.url, port, pid: child.pid, kill, exited, output: () => output, lines: () => lines, waitForLine };
+  const onLine = (listener: (line: NodeLine) => void) => {
+    lineEvents.on('line', listener);
+    return () => {
+      lineEvents.off('line', listener);
+    };
+  };
+  return { nodeId: opts.nodeId, url: listening.url, port, pid: child.pid, kill, exited, output: () => output, lines: () => lines, onLine, waitForLine };
+}
+
+/**
+ * The first stdout line passing `test` on any of `nodes` (already written or yet to come), with
+ * the node that wrote it; rejects after `timeoutMs`.
+ */
+export async function firstLine(nodes: readonly ClusterNode[], test: (line: NodeLine) => boolean, timeoutMs = LINE_WAIT_MS): Promise<{ node: ClusterNode; line: NodeLine }> {
+  const offs: Array<() => void> = [];
+  try {
+    return await within(new Promise<{ node: ClusterNode; line: NodeLine }>((resolve) => {
+      for (const node of nodes) {
+        const seen = node.lines().find(test);
+        if (seen !== undefined) resolve({ node, line: seen });
+        offs.push(node.onLine((line) => {
+          if (test(line)) resolve({ node, line });
+        }));
+      }
+    }), timeoutMs, `a line on one of ${nodes.map((node) => node.nodeId).join(', ')}`);
+  } finally {
+    for (const off of offs) off();
+  }
 }
 
 /** Where the balancer sent one accepted connection. */
@@ -570,4 +600,63 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
       await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
     },
   };
+}
+
+/** What a test needs of an UploadClient to find its node: one round trip on its connection. */
+interface Pingable {
+  ping(): Promise<number>;
+}
+
+/**
+ * Opens `client`'s connection through `balancer` (one ping) and returns the node it went to.
+ * Call it for one client at a time: the route is the first the balancer records after the call.
+ */
+export async function connectThrough(balancer: Balancer, client: Pingable, timeoutMs = 10_000): Promise<string> {
+  const before = balancer.routes.length;
+  await within(client.ping(), timeoutMs, 'ping through the balancer');
+  const route = balancer.routes[before];
+  if (route === undefined) throw new Error('the ping was answered, but the balancer routed no connection');
+  return route.nodeId;
+}
+
+/** What a test watches of an upload handle (UploadHandle from the client). */
+interface ProgressSource {
+  readonly progress: { bytes: number };
+  readonly done: Promise<unknown>;
+  on(name: 'progress', listener: (progress: { bytes: number }) => void): () => void;
+}
+
+/**
+ * Resolves once `handle` reports at least `bytes` committed (in its progress events); rejects
+ * when the upload ends first or after `timeoutMs`.
+ */
+export function committedAtLeast(handle: ProgressSource, bytes: number, timeoutMs = 20_000): Promise<number> {
+  let off = () => {};
+  const reached = new Promise<number>((resolve, reject) => {
+    if (handle.progress.bytes >= bytes) {
+      resolve(handle.progress.bytes);
+      return;
+    }
+    off = handle.on('progress', (progress) => {
+      if (progress.bytes >= bytes) resolve(progress.bytes);
+    });
+    handle.done.then(
+      () => reject(new Error(`the upload ended before ${bytes} bytes were reported committed`)),
+      (error: unknown) => reject(new Error(`the upload failed before ${bytes} bytes were reported committed: ${String(error)}`)),
+    );
+  });
+  return within(reached, timeoutMs, `${bytes} bytes committed`).finally(() => off());
+}
+
+/** A JSON request to a node, bounded; returns the status and the parsed body. */
+export async function requestJson(url: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  const text = await response.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: response.status, body };
 }
