@@ -10,13 +10,19 @@
  * const { sha256, result } = await upload.done;
  */
 import { UploadHubError, toHubError } from '../shared/errors.js';
-import { isTerminalState, type ErrorMessage, type HubEvent, type JsonValue, type LogLevel, type Phase, type UploadStatus } from '../shared/messages.js';
+import type { ErrorMessage, HubEvent } from '../shared/messages.js';
+import { isRetryable, type ClientHost } from './ClientHost.js';
 import { Emitter } from './Emitter.js';
 import type { ClientConnection, ConnectionFactory } from './connection/ClientConnection.js';
 import { fingerprintOfSource, type FingerprintStore } from './fingerprint.js';
+import type { UploadHandle, UploadOptions } from './handle.js';
 import { portableSource, unsupportedSource, type ChunkSource } from './sources.js';
 import { UploadTask, type StartPlan, type TaskHooks } from './UploadTask.js';
 import { Watcher } from './Watcher.js';
+
+export type { UploadEvents, UploadHandle, UploadLogLine, UploadOptions, UploadProgress, UploadResult } from './handle.js';
+export { settleFromStatus } from './handle.js';
+export { isRetryable } from './ClientHost.js';
 
 export type TransportName = 'ws' | 'socket.io';
 
@@ -58,100 +64,6 @@ export interface UploadClientOptions {
   fingerprints?: FingerprintStore;
 }
 
-export interface UploadOptions {
-  /** Default: the file's name, else 'upload.bin'. */
-  name?: string;
-  /** MIME type. Default: the Blob's type, else application/octet-stream. */
-  type?: string;
-  metadata?: Record<string, string>;
-  /** Lowercase hex sha256 of the whole file; the hub fails the upload with ERR_CHECKSUM_MISMATCH if it differs. */
-  sha256?: string;
-  /** Bytes per chunk. Default: what the hub announces (1 MiB by default). */
-  chunkSize?: number;
-  /** Required for stream sources: the stream's length in bytes. */
-  size?: number;
-  /** Aborting cancels the upload (on the hub too). */
-  signal?: AbortSignal;
-  /**
-   * With a fingerprint store: look the file up and resume its unfinished upload. Default true.
-   * false always creates a new upload (which is remembered all the same).
-   */
-  resume?: boolean;
-  onProgress?: (progress: UploadProgress) => void;
-  onLog?: (line: UploadLogLine) => void;
-}
-
-/** One moment of the bar: what progress events and `handle.progress` carry. */
-export interface UploadProgress {
-  /** Bytes the hub has committed. */
-  bytes: number;
-  total: number;
-  /** Overall percent across upload and processing; never goes back. */
-  percent: number;
-  phase: Phase;
-  stage?: string;
-  stagePercent?: number;
-  /** Position in the processing queue while waiting. */
-  queuePosition?: number;
-  bytesPerSecond: number;
-  etaSeconds: number | null;
-}
-
-export interface UploadLogLine {
-  level: LogLevel;
-  text: string;
-  stage?: string;
-}
-
-export interface UploadResult {
-  id: string;
-  name: string;
-  size: number;
-  sha256: string | undefined;
-  /** What the processing stages returned, by stage name. */
-  result: JsonValue | undefined;
-}
-
-export type UploadEvents = {
-  /** The upload's id is known: the hub created it, or (resumeUpload, a fingerprint) found it to resume. */
-  created: (id: string) => void;
-  /**
-   * The hub took the upload on a connection (created, resumed, or after a reconnect or a
-   * pause): sending continues from `offset`, its committed offset.
-   */
-  attached: (offset: number) => void;
-  /** pause() took effect: every chunk sent has been answered, nothing more is sent. */
-  paused: () => void;
-  /** resume() after `paused`. */
-  resumed: () => void;
-  progress: (progress: UploadProgress) => void;
-  stage: (stage: string, index: number, count: number) => void;
-  log: (line: UploadLogLine) => void;
-  /** Every hub event about this upload, unfiltered. */
-  event: (event: HubEvent) => void;
-};
-
-/** What `upload()` and `resumeUpload()` return. */
-export interface UploadHandle {
-  /** The upload's id once created (see the `created` event); resumeUpload's at once. */
-  readonly id: string | undefined;
-  readonly progress: UploadProgress;
-  readonly done: Promise<UploadResult>;
-  /** Whether pause() is in force (false again after resume(), and once the upload has ended). */
-  readonly paused: boolean;
-  on<K extends keyof UploadEvents>(name: K, listener: UploadEvents[K]): () => void;
-  /** Cancels on the hub too (paused or not); resolves once the upload has ended. */
-  cancel(): Promise<void>;
-  /**
-   * Stops sending after the chunks in flight (`paused` follows once they are answered). The hub
-   * keeps the upload resumable however long the pause: no byte is lost. Processing, once
-   * started, is not paused, and `done` still settles when it ends. Idempotent.
-   */
-  pause(): void;
-  /** Continues from the hub's committed offset (sends `resume`). Idempotent. */
-  resume(): void;
-}
-
 /** How a platform turns what the caller passed into a ChunkSource. */
 export type SourceResolver = (source: unknown, options: UploadOptions) => Promise<ChunkSource>;
 
@@ -164,15 +76,6 @@ export const portableResolver: SourceResolver = async (source) => portableSource
 
 const DEFAULTS = { transport: 'ws', maxReconnectAttempts: 10, reconnectDelayMs: 100, maxReconnectDelayMs: 5000, requestTimeoutMs: 30_000 } as const;
 
-/**
- * Whether connecting again may help. A refused token or protocol version will be refused again;
- * anything else (nothing listening, a name that does not resolve, a server that is not the hub,
- * a hub shutting down, no answer in time) may be gone on the next attempt.
- */
-export function isRetryable(error: UploadHubError): boolean {
-  return error.code !== 'ERR_UNAUTHORIZED' && error.code !== 'ERR_UNSUPPORTED_VERSION';
-}
-
 type ClientEvents = {
   /** The connection dropped; reconnecting (attempt numbers follow in `reconnecting`). */
   disconnected: (reason: UploadHubError) => void;
@@ -180,7 +83,7 @@ type ClientEvents = {
   reconnected: () => void;
 };
 
-export class UploadClient extends Emitter<ClientEvents> {
+export class UploadClient extends Emitter<ClientEvents> implements ClientHost {
   readonly options: Required<Omit<UploadClientOptions, 'token' | 'fingerprints'>> & { token: TokenOption | undefined; fingerprints: FingerprintStore | undefined };
   /** Uploads and watchers that need the connection, to be resumed after a reconnect. */
   private readonly tasks = new Set<UploadTask>();
@@ -515,16 +418,4 @@ class Remembered {
 
 function attempts(count: number): string {
   return count === 1 ? '1 attempt' : `${count} attempts`;
-}
-
-/** Maps a terminal status to what `done` settles with. */
-export function settleFromStatus(status: UploadStatus): UploadResult | UploadHubError | undefined {
-  if (!isTerminalState(status.state)) return undefined;
-  if (status.state === 'completed') {
-    return { id: status.id, name: status.name, size: status.size, sha256: status.sha256, result: status.result };
-  }
-  if (status.state === 'cancelled') return new UploadHubError('ERR_CANCELLED', undefined, status.stage === undefined ? undefined : { stage: status.stage });
-  if (status.state === 'expired') return new UploadHubError('ERR_EXPIRED');
-  const error = status.error;
-  return error ? new UploadHubError(error.code, error.message, error.stage === undefined ? undefined : { stage: error.stage }) : new UploadHubError('ERR_INTERNAL', 'Upload failed');
 }

@@ -11,19 +11,11 @@
 import { UploadHubError, toHubError } from '../shared/errors.js';
 import { MIN_CHUNK_BYTES } from '../shared/frame.js';
 import { isTerminalState, type AttachedMessage, type ChunkReply, type ErrorMessage, type HubEvent, type UploadStatus } from '../shared/messages.js';
+import { isRetryable, type ClientHost } from './ClientHost.js';
 import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
+import { settleFromStatus, type UploadEvents, type UploadHandle, type UploadOptions, type UploadProgress, type UploadResult } from './handle.js';
 import type { ChunkSource } from './sources.js';
-import {
-  isRetryable,
-  settleFromStatus,
-  type UploadClient,
-  type UploadEvents,
-  type UploadHandle,
-  type UploadOptions,
-  type UploadProgress,
-  type UploadResult,
-} from './UploadClient.js';
 
 /** How a task starts: a new upload, or one the hub has. */
 export interface StartPlan {
@@ -87,7 +79,7 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   private pauseGeneration = 0;
   private hubEnded = false;
 
-  constructor(private readonly client: UploadClient, private readonly options: UploadOptions, private readonly hooks: TaskHooks = {}, uploadId?: string) {
+  constructor(private readonly client: ClientHost, private readonly options: UploadOptions, private readonly hooks: TaskHooks = {}, uploadId?: string) {
     super();
     this.id = uploadId;
     this.chunkSize = options.chunkSize;

@@ -9,8 +9,8 @@
  */
 import { toHubError, type UploadHubError } from '../shared/errors.js';
 import type { HubEvent, UploadStatus, WatchingMessage } from '../shared/messages.js';
+import type { ClientHost } from './ClientHost.js';
 import { Emitter } from './Emitter.js';
-import type { UploadClient } from './UploadClient.js';
 
 export type WatcherEvents = {
   /**
@@ -41,7 +41,7 @@ export class Watcher extends Emitter<WatcherEvents> {
   private connectionEpoch = 0;
   private readonly offDisconnected: () => void;
 
-  constructor(private readonly client: UploadClient, uploadIds: string[] | undefined) {
+  constructor(private readonly client: ClientHost, uploadIds: string[] | undefined) {
     super();
     this.ids = uploadIds === undefined ? undefined : new Set(uploadIds);
     // Synchronous with the drop: nothing from the next connection is emitted before its watch is answered.

@@ -17,7 +17,7 @@ import {
   localStorageFingerprints, UploadClient, UploadHubError, type FingerprintEntry, type FingerprintStore, type UploadHandle, type UploadOptions,
   type UploadResult,
 } from '../index.js';
-import { settleFromStatus } from '../UploadClient.js';
+import { settleFromStatus } from '../handle.js';
 import type { HubEvent, LogLevel, UploadStatus } from '../../shared/messages.js';
 import { isTerminalState } from '../../shared/messages.js';
 import { cancelUpload, type HubAddress } from './api.js';

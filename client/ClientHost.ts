@@ -1,0 +1,43 @@
+/**
+ * What an upload task and a watcher need from the client that runs them: the connection (opened
+ * on demand, reconnected by the client), a way to give up on one that stopped answering, word of
+ * a drop, and letting go. UploadClient implements it; UploadTask and Watcher know only this, so
+ * the client's modules import one another without a cycle (test/unit/client-imports.test.ts).
+ */
+import type { UploadHubError } from '../shared/errors.js';
+import type { HubEvent } from '../shared/messages.js';
+import type { ClientConnection } from './connection/ClientConnection.js';
+
+/** Whatever the client routes hub events to (a watcher, an upload task). */
+export interface EventFollower {
+  onEvent(event: HubEvent): void;
+}
+
+export interface ClientHost {
+  /** Chunk size the hub recommends (from its welcome), in bytes. */
+  readonly hubChunkSize: number;
+  /**
+   * The open connection, opening one if needed. One attempt: when it fails and may succeed later
+   * (isRetryable), the client's reconnect loop resumes the caller once it connects, or fails it
+   * once it gives up.
+   */
+  connect(): Promise<ClientConnection>;
+  /** `connection` stopped answering (a request timed out): treat it as dropped and reconnect. */
+  abandon(connection: ClientConnection, reason: UploadHubError): void;
+  /**
+   * `listener` is called synchronously as the connection drops, before anything of the next one
+   * arrives. Returns the function that removes it.
+   */
+  on(name: 'disconnected', listener: (reason: UploadHubError) => void): () => void;
+  /** `watcher` stopped: no more events are routed to it, nothing resumes it. */
+  forgetWatcher(watcher: EventFollower): void;
+}
+
+/**
+ * Whether connecting again may help. A refused token or protocol version will be refused again;
+ * anything else (nothing listening, a name that does not resolve, a server that is not the hub,
+ * a hub shutting down, no answer in time) may be gone on the next attempt.
+ */
+export function isRetryable(error: UploadHubError): boolean {
+  return error.code !== 'ERR_UNAUTHORIZED' && error.code !== 'ERR_UNSUPPORTED_VERSION';
+}
