@@ -12,6 +12,8 @@ import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { createHubServer, type HubServer, type HubServerInit } from '../server/app.js';
 import { UploadClient } from '../client/node.js';
+import type { UploadHub } from '../server/core/UploadHub.js';
+import type { DiskStore } from '../server/store/DiskStore.js';
 import type { UploadClientOptions } from '../client/UploadClient.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -39,6 +41,15 @@ export async function startHub(init: HubServerInit = {}): Promise<HubServer & { 
   const hub = await createHubServer({ logger: silentLogger, ...init, options: { port: 0, host: '127.0.0.1', ...init.options, dataDir } });
   onCleanup(() => hub.close());
   return Object.assign(hub, { dataDir });
+}
+
+/**
+ * Where a hub keeps an upload's bytes on disk (its store is a DiskStore, the default): the core
+ * reaches bytes only through store streams, so tests that check the file ask the store.
+ */
+export function storedPath(hub: HubServer | UploadHub, id: string): string {
+  const core = 'hub' in hub ? hub.hub : hub;
+  return (core.store as DiskStore).dataPath(id);
 }
 
 export function startClient(options: UploadClientOptions): UploadClient {

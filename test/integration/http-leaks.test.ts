@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, get } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { ANONYMOUS } from '../../server/core/auth.js';
-import type { Attachment } from '../../server/core/UploadHub.js';
+import type { Writer } from '../../server/core/UploadHub.js';
 import { startHub } from '../helpers.js';
 import { gateStage, httpTransportOf } from './http-helpers.js';
 
@@ -24,12 +24,15 @@ describe('watcher stream clean-up', () => {
     const hub = await startHub({ pipeline: [gate.stage], options: { heartbeatMs: 5, progressIntervalMs: 20, progressMinStepPercent: 0, createsPerMinutePerPrincipal: 0, maxOpenUploadsPerPrincipal: 0, maxConnectionsPerIp: 0 } });
     const transport = httpTransportOf(hub);
     // Uploads driven through the core in-process: events flow with no socket of their own.
-    const writer: Attachment = { detached: () => undefined };
+    const writer: Writer = { detached: () => undefined };
     const send = async (name: string, size: number): Promise<string> => {
       const { id } = await hub.hub.create(ANONYMOUS, { name, size });
       await hub.hub.attach(ANONYMOUS, id, writer);
       const chunk = randomBytes(64 * KiB);
-      for (let offset = 0; offset < size; offset += chunk.byteLength) await hub.hub.receive(writer, ANONYMOUS, id, offset, chunk.subarray(0, Math.min(chunk.byteLength, size - offset)));
+      for (let offset = 0; offset < size; offset += chunk.byteLength) {
+        const result = await hub.hub.receive(writer, ANONYMOUS, id, offset, chunk.subarray(0, Math.min(chunk.byteLength, size - offset)));
+        if (!result.ok) throw result.error;
+      }
       return id;
     };
     const heldId = await send('held.bin', 1000);

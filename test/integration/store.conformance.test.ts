@@ -10,6 +10,8 @@ import { DiskStore } from '../../server/store/DiskStore.js';
 import type { UploadRecord, UploadStore } from '../../server/store/UploadStore.js';
 import { tempDir } from '../helpers.js';
 
+const UNSAFE_IDS = ['../../etc/passwd', 'a/b', '', 'x'.repeat(65)];
+
 const stores: Array<[string, () => Promise<UploadStore>]> = [['DiskStore', async () => new DiskStore(await tempDir())]];
 
 function record(id: string, overrides: Partial<UploadRecord> = {}): UploadRecord {
@@ -56,7 +58,6 @@ describe.each(stores)('%s', (_name, makeStore) => {
     const outputs = await store.outputDir('upload-0004');
     expect(existsSync(outputs)).toBe(true);
     await store.removeData('upload-0004');
-    expect(existsSync(store.dataPath('upload-0004'))).toBe(false);
     expect(existsSync(outputs)).toBe(false);
     expect((await store.stat('upload-0004')).bytes).toBe(0);
     expect((await store.init()).map((r) => r.id)).toEqual(['upload-0004']);
@@ -68,14 +69,30 @@ describe.each(stores)('%s', (_name, makeStore) => {
   it('refuses ids that could escape its directory', async () => {
     const store = await makeStore();
     await store.init();
-    for (const id of ['../../etc/passwd', 'a/b', '', 'x'.repeat(65)]) {
-      expect(() => store.dataPath(id)).toThrow();
+    for (const id of UNSAFE_IDS) {
       await expect(store.save(record(id))).rejects.toThrow();
+      // Every way to the bytes refuses it too (the core reaches bytes only through these).
+      await expect(store.openWriter(id, 0)).rejects.toThrow();
+      await expect(store.stat(id)).rejects.toThrow();
+      await expect(readAll(store, id)).rejects.toThrow();
+      await expect(store.outputDir(id)).rejects.toThrow();
     }
   });
 });
 
 describe('DiskStore specifics', () => {
+  it('keeps the bytes in dataPath(id), gone after removeData, and builds no path from an unsafe id', async () => {
+    const store = new DiskStore(await tempDir());
+    await store.init();
+    await store.save(record('upload-0006'));
+    await (await store.openWriter('upload-0006', 0)).close();
+    expect(existsSync(store.dataPath('upload-0006'))).toBe(true);
+    await store.removeData('upload-0006');
+    expect(existsSync(store.dataPath('upload-0006'))).toBe(false);
+    await store.flush();
+    for (const id of UNSAFE_IDS) expect(() => store.dataPath(id)).toThrow();
+  });
+
   it('leaves no temp record files and empties its trash on start', async () => {
     const dir = await tempDir();
     const store = new DiskStore(dir);

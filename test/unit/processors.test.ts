@@ -41,7 +41,6 @@ async function contextFor(input: Input, signal: AbortSignal = new AbortControlle
   const firstProgress = new Promise<void>((resolve) => (progressed = resolve));
   const ctx: StageContext = {
     upload: { id: 'unit-test-upload', name: input.name, size: bytes.byteLength, mimeType: input.mimeType ?? 'application/octet-stream', metadata: input.metadata ?? {}, sha256: '' },
-    path,
     createReadStream: source ?? (() => createReadStream(path, { highWaterMark: input.readSize ?? 64 * 1024 })),
     outputDir: async () => {
       await mkdir(outDir, { recursive: true });
