@@ -75,7 +75,7 @@ describe('access: HTTP routes', () => {
         expect(text).not.toContain(secret.id);
       }
     }
-    expect(hub.hub.status({ id: 'alice' }, secret.id).state).toBe('created');
+    expect((await hub.hub.status({ id: 'alice' }, secret.id)).state).toBe('created');
   });
 
   it("another uploader gets nothing of alice's uploads: 404 to status, cancel and events, absent from lists and streams", async () => {
@@ -101,7 +101,7 @@ describe('access: HTTP routes', () => {
     while (!seen.includes(bobsId)) seen += new TextDecoder().decode((await reader.read()).value);
     expect(seen).not.toContain(secret.id);
     controller.abort();
-    expect(hub.hub.status({ id: 'alice' }, secret.id).state).toBe('cancelled');
+    expect((await hub.hub.status({ id: 'alice' }, secret.id)).state).toBe('cancelled');
   });
 
   it('a watcher sees and watches everything but creates and cancels nothing (403 ERR_FORBIDDEN); an admin may cancel', async () => {
@@ -118,7 +118,7 @@ describe('access: HTTP routes', () => {
     const cancel = await fetch(`${hub.url}/api/uploads/${secret.id}`, { method: 'DELETE', headers: auth('wendy') });
     expect(cancel.status).toBe(403);
     expect(await code(cancel)).toBe('ERR_FORBIDDEN');
-    expect(hub.hub.list({ id: 'root', role: 'admin' }).map((upload) => upload.name)).toEqual(['alice-secret.bin']);
+    expect((await hub.hub.list({ id: 'root', role: 'admin' })).map((upload) => upload.name)).toEqual(['alice-secret.bin']);
 
     const byAdmin = await fetch(`${hub.url}/api/uploads/${secret.id}`, { method: 'DELETE', headers: auth('root') });
     expect(byAdmin.status).toBe(200);
@@ -143,7 +143,7 @@ describe.each(TRANSPORT_NAMES)('access: socket requests (%s)', (transport) => {
     expect(await bob.connection.sendChunk(secret.id, 0, randomBytes(10))).toEqual({ type: 'error', code: 'ERR_NOT_FOUND', message: `No upload ${secret.id}`, uploadId: secret.id, chunkOffset: 0 });
     const watching = await bob.connection.request({ type: 'watch' });
     expect(JSON.stringify(watching)).not.toContain(secret.id);
-    expect(hub.hub.status({ id: 'alice' }, secret.id)).toMatchObject({ state: 'created', bytes: 0 });
+    expect(await hub.hub.status({ id: 'alice' }, secret.id)).toMatchObject({ state: 'created', bytes: 0 });
   });
 
   it('a watcher may watch but not create, resume or cancel (ERR_FORBIDDEN); an admin may cancel', async () => {
@@ -154,7 +154,7 @@ describe.each(TRANSPORT_NAMES)('access: socket requests (%s)', (transport) => {
     await expect(wendy.connection.request({ type: 'cancel', uploadId: secret.id })).rejects.toMatchObject({ code: 'ERR_FORBIDDEN' });
     const watching = await wendy.connection.request({ type: 'watch', uploadIds: [secret.id] });
     expect(watching.uploads.map((upload) => upload.id)).toEqual([secret.id]);
-    expect(hub.hub.status({ id: 'alice' }, secret.id).state).toBe('created');
+    expect((await hub.hub.status({ id: 'alice' }, secret.id)).state).toBe('created');
 
     const root = await openConnection(transport, hub.url, file.tokens.root);
     const cancelled = await root.connection.request({ type: 'cancel', uploadId: secret.id });
@@ -189,7 +189,7 @@ describe('tokens file', () => {
 
     gated.release();
     expect(await done).toMatchObject({ code: 'ERR_UNAUTHORIZED' });
-    expect(hub.hub.list({ id: 'root', role: 'admin' })).toMatchObject([{ name: 'revoked.bin', state: 'failed', error: { code: 'ERR_UNAUTHORIZED' } }]);
+    expect(await hub.hub.list({ id: 'root', role: 'admin' })).toMatchObject([{ name: 'revoked.bin', state: 'failed', error: { code: 'ERR_UNAUTHORIZED' } }]);
     // The tokens themselves are never logged.
     expect(JSON.stringify(log.lines)).not.toContain(file.tokens.alice);
   });

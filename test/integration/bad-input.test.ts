@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { ERROR_CODES } from '../../shared/errors.js';
 import { PROTOCOL_VERSION, type ServerMessage } from '../../shared/messages.js';
 import type { UploadProgress } from '../../client/UploadClient.js';
-import { onCleanup, sha256File, sha256Of, startClient, startHub, waitFor } from '../helpers.js';
+import { onCleanup, sha256File, sha256Of, startClient, startHub, waitFor, storedPath } from '../helpers.js';
 import { gatedStream } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -69,7 +69,7 @@ describe('bad input over raw WebSocket', () => {
 
     gated.release();
     const result = await healthy.done;
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
   });
 
   it('refuses anything before hello, and a wrong protocol version, with a close code', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROWSER_SKIP_REASON, BROWSER_TESTS_ENABLED, launchChromium, type ChromiumSession } from '../browserHelpers.js';
-import { sha256File, startHub, tempDir } from '../helpers.js';
+import { sha256File, startHub, tempDir, storedPath } from '../helpers.js';
 
 const run = promisify(execFile);
 const SIZE = 3 * 1024 * 1024 + 17;
@@ -132,8 +132,8 @@ describe('the client library served at /assets', () => {
       const expected = createHash('sha256').update(patternBytes(SIZE)).digest('hex');
       expect(report).toMatchObject({ sha256: expected, after: 0, events: ['paused', 'resumed'], remembered: [report.id] });
       const id = report.id as string;
-      expect(hub.hub.status({ id: 'anonymous' }, id)).toMatchObject({ state: 'completed', name: 'browser.bin', bytes: SIZE });
-      expect(await sha256File(hub.hub.dataPath(id))).toBe(expected);
+      expect(await hub.hub.status({ id: 'anonymous' }, id)).toMatchObject({ state: 'completed', name: 'browser.bin', bytes: SIZE });
+      expect(await sha256File(storedPath(hub, id))).toBe(expected);
       await page.close();
     });
   });

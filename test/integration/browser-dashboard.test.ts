@@ -349,14 +349,14 @@ describe.runIf(BROWSER_TESTS_ENABLED)('dashboard (Chromium)', () => {
     expect(await row.getAttribute('data-state')).toBe('processing');
     expect(await cancel.isEnabled()).toBe(true);
     expect(await page.locator('#announcer').textContent()).toContain('ERR_FORBIDDEN');
-    expect(hub.hub.status({ id: 'alice' }, id).state).toBe('processing');
+    expect((await hub.hub.status({ id: 'alice' }, id)).state).toBe('processing');
 
     viewer.role = 'admin';
     await cancel.click();
     await page.locator('tr.upload-row[data-state="cancelled"]').waitFor();
     await held.aborted;
     expect(await rejected).toMatchObject({ code: 'ERR_CANCELLED', stage: 'verify' });
-    expect(hub.hub.status({ id: 'alice' }, id).state).toBe('cancelled');
+    expect((await hub.hub.status({ id: 'alice' }, id)).state).toBe('cancelled');
     expect(await row.locator('button.cancel').isDisabled()).toBe(true);
     await page.locator('#tile-cancelled dd[data-value="1"]').waitFor();
     expect(await page.locator('#announcer').textContent()).toBe('contested.bin: cancelled');

@@ -132,7 +132,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the pages tell the truth (Chromium)', () 
     client.close();
     await first.close();
     const second = await startHub({ options: { dataDir } });
-    expect(second.hub.status(ANONYMOUS, result.id).state).toBe('completed');
+    expect((await second.hub.status(ANONYMOUS, result.id)).state).toBe('completed');
     proxy.retarget(second.port);
     proxy.restore();
 
@@ -178,12 +178,12 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the pages tell the truth (Chromium)', () 
     const id = await new Promise<string>((resolve) => upload.on('created', resolve));
     const row = page.locator('tr.upload-row');
     await page.locator('tr.upload-row[data-state="uploading"] progress:not([value="0"])').waitFor();
-    expect(hub.hub.status(ANONYMOUS, id).attached).toBe(true);
+    expect((await hub.hub.status(ANONYMOUS, id)).attached).toBe(true);
     expect(await row.getAttribute('data-waiting')).not.toBe('true');
     client.close();
 
     await page.locator('tr.upload-row[data-waiting="true"]').waitFor();
-    expect(hub.hub.status(ANONYMOUS, id).attached).toBe(false);
+    expect((await hub.hub.status(ANONYMOUS, id)).attached).toBe(false);
     expect(await row.getAttribute('data-state')).toBe('uploading');
     expect(await row.locator('.badge').textContent()).toBe('waiting for client');
     expect(await row.locator('.rate').textContent()).toBe('—');

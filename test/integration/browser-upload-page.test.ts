@@ -19,7 +19,7 @@ import type { Stage } from '../../server/processing/Stage.js';
 import { DiskStore } from '../../server/store/DiskStore.js';
 import type { ByteWriter } from '../../server/store/UploadStore.js';
 import { BROWSER_SKIP_REASON, BROWSER_TESTS_ENABLED, launchChromium, startPageProxy, type ChromiumSession } from '../browserHelpers.js';
-import { onCleanup, sha256File, sha256Of, startHub, tempDir } from '../helpers.js';
+import { onCleanup, sha256File, sha256Of, startHub, tempDir, storedPath } from '../helpers.js';
 import { gateStage } from './http-helpers.js';
 
 const MiB = 1024 * 1024;
@@ -220,8 +220,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
       expect(await done.locator('.percent').textContent()).toBe('100%');
       expect(await done.locator('.facts .sent').textContent()).toMatch(/^(.+) of \1$/);
       const id = (await done.getAttribute('data-upload-id')) as string;
-      expect(await sha256File(hub.hub.dataPath(id))).toBe(hashes[name]);
-      expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'completed', size, sha256: hashes[name] });
+      expect(await sha256File(storedPath(hub, id))).toBe(hashes[name]);
+      expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'completed', size, sha256: hashes[name] });
       expect(await done.locator('code.sha256').textContent()).toBe(hashes[name]);
       // The result in a line, its JSON behind a disclosure that starts closed.
       expect(await done.locator('.result-summary li').first().textContent()).toBe('hold: released yes');
@@ -277,13 +277,13 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     await upload.locator('.log', { hasText: 'Pausing: the chunks in flight finish first' }).waitFor();
     store.open();
     await upload.locator('.log', { hasText: 'Paused: nothing in flight' }).waitFor();
-    const committed = hub.hub.status(ANONYMOUS, id).bytes;
+    const committed = (await hub.hub.status(ANONYMOUS, id)).bytes;
     expect(committed).toBeGreaterThanOrEqual(2 * MiB);
     // At most the window (1 MiB) past the gate, and a chunk's rounding.
     expect(committed).toBeLessThanOrEqual(2 * MiB + 2 * MiB);
     expect(store.endOf(id)).toBe(committed);
     expect(await upload.getAttribute('data-state')).toBe('paused');
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('uploading');
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('uploading');
     const mark = store.writes.length;
 
     await page.keyboard.press('Enter');
@@ -292,7 +292,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     expect(await sendingFrom(upload)).toBe(committed);
     expect(store.writes[mark]?.position).toBe(committed);
     expectContiguous(store.writes, id, file.size);
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(file.sha256);
+    expect(await sha256File(storedPath(hub, id))).toBe(file.sha256);
     expect(await upload.getAttribute('data-upload-id')).toBe(id);
     await upload.locator('.log', { hasText: 'Resumed' }).waitFor();
   });
@@ -334,7 +334,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
 
     await droppedRow.getByRole('button', { name: 'Discard unfinished upload of dropped.bin' }).click();
     await droppedRow.waitFor({ state: 'detached' });
-    expect(hub.hub.status(ANONYMOUS, droppedId).state).toBe('cancelled');
+    expect((await hub.hub.status(ANONYMOUS, droppedId)).state).toBe('cancelled');
     const remembered = await page.evaluate(() => Object.keys(localStorage).map((key) => localStorage.getItem(key) ?? ''));
     expect(remembered.some((value) => value.includes(droppedId))).toBe(false);
     expect(remembered.some((value) => value.includes(keptId))).toBe(true);
@@ -354,7 +354,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     expect(offset).toBeLessThan(kept.size);
     expect(store.writes.some((write) => write.id === keptId && write.position === offset)).toBe(true);
     expectContiguous(store.writes, keptId, kept.size);
-    expect(await sha256File(hub.hub.dataPath(keptId))).toBe(kept.sha256);
+    expect(await sha256File(storedPath(hub, keptId))).toBe(kept.sha256);
     expect(proxy.bytesToHub).toBeLessThan(kept.size);
     // The rest of the file and a little protocol: nothing below the offset went again.
     expect(proxy.bytesToHub).toBeLessThan(kept.size - offset + 256 * 1024);
@@ -380,8 +380,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     await page.locator('li.upload[data-state="cancelling"]').waitFor();
     store.open();
     await page.locator('li.upload[data-state="cancelled"]').waitFor();
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('cancelled');
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
+    expect(existsSync(storedPath(hub, id))).toBe(false);
     expect(Number(await upload.locator('progress').getAttribute('value'))).toBeLessThan(50);
     expect(await upload.locator('button.cancel').isDisabled()).toBe(true);
     expect(await upload.getByRole('button', { name: 'Retry upload of doomed.bin' }).isVisible()).toBe(true);
@@ -405,8 +405,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
 
     await upload.getByRole('button', { name: 'Cancel upload of stop-in-stage.bin' }).click();
     await page.locator('li.upload[data-state="cancelled"]').waitFor();
-    expect(hub.hub.status(ANONYMOUS, started.id)).toMatchObject({ state: 'cancelled', stage: 'hold' });
-    expect(existsSync(hub.hub.dataPath(started.id))).toBe(false);
+    expect(await hub.hub.status(ANONYMOUS, started.id)).toMatchObject({ state: 'cancelled', stage: 'hold' });
+    expect(existsSync(storedPath(hub, started.id))).toBe(false);
     expect(await upload.locator('.facts .stage').textContent()).toBe('hold');
     await upload.locator('.alerts', { hasText: 'Cancelled during stage hold' }).waitFor();
     expect(Number(await upload.locator('progress').getAttribute('value'))).toBeGreaterThanOrEqual(50);
@@ -434,7 +434,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     const upload = item(page, 'flaky.bin');
     await page.locator('li.upload[data-state="failed"]').waitFor();
     const firstId = (await upload.getAttribute('data-upload-id')) as string;
-    expect(hub.hub.status(ANONYMOUS, firstId).state).toBe('failed');
+    expect((await hub.hub.status(ANONYMOUS, firstId)).state).toBe('failed');
     await upload.locator('.result .error code', { hasText: 'ERR_STAGE_FAILED' }).waitFor();
     // The warning and the error are pinned above the log, however many lines follow.
     await upload.locator('.alerts li.level-warn', { hasText: 'flaky attempt 1' }).waitFor();
@@ -457,7 +457,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('the upload page (Chromium)', () => {
     const secondId = (await upload.getAttribute('data-upload-id')) as string;
     expect(secondId).not.toBe(firstId);
     expect(attempts).toBe(2);
-    expect(await sha256File(hub.hub.dataPath(secondId))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, secondId))).toBe(sha256Of(bytes));
     expect(await upload.locator('.result-summary li').textContent()).toBe(`flaky: attempts 2, sha256 ${sha256Of(bytes).slice(0, 12)}…`);
     expect(await upload.locator('.alerts li.level-error').count()).toBe(0);
     await upload.locator('.alerts li.level-warn', { hasText: 'flaky attempt 2' }).waitFor();

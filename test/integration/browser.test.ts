@@ -17,7 +17,7 @@ import { DiskStore } from '../../server/store/DiskStore.js';
 import type { ByteWriter } from '../../server/store/UploadStore.js';
 import type { JsonValue } from '../../shared/messages.js';
 import { BROWSER_SKIP_REASON, BROWSER_TESTS_ENABLED, launchChromium, type ChromiumSession } from '../browserHelpers.js';
-import { onCleanup, sha256File, sha256Of, startClient, startHub, tempDir } from '../helpers.js';
+import { onCleanup, sha256File, sha256Of, startClient, startHub, tempDir, storedPath } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -194,12 +194,12 @@ describe.runIf(BROWSER_TESTS_ENABLED)('pages in Chromium', () => {
       const id = await item.getAttribute('data-upload-id');
       expect(id).toBeTruthy();
       const sha256 = sha256Of(bytes);
-      expect(await sha256File(hub.hub.dataPath(id as string))).toBe(sha256);
+      expect(await sha256File(storedPath(hub, id as string))).toBe(sha256);
       expect(await item.locator('code.sha256').textContent()).toBe(sha256);
       // The stage's result reached the page as the final result.
       const result = JSON.parse((await item.locator('pre.result-json').textContent()) ?? 'null') as { verify: { bytes: number; sha256: string } };
       expect(result.verify).toEqual({ bytes: bytes.byteLength, sha256 });
-      expect(hub.hub.status(ANONYMOUS, id as string).state).toBe('completed');
+      expect((await hub.hub.status(ANONYMOUS, id as string)).state).toBe('completed');
     }
 
     // Every bar moved forward only, through the upload half and the processing half, to 100.
@@ -234,8 +234,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('pages in Chromium', () => {
     store.open();
     await page.locator('li.upload[data-state="cancelled"]').waitFor();
 
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('cancelled');
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
+    expect(existsSync(storedPath(hub, id))).toBe(false);
     expect(await barValue(page, 'li.upload')).toBeLessThan(100);
     expect(await item.locator('button.cancel').isDisabled()).toBe(true);
     expect(await item.locator('button.cancel').isVisible()).toBe(false);
@@ -251,7 +251,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('pages in Chromium', () => {
     await page.locator('li.upload[data-state="completed"]').waitFor();
     const id = (await page.locator('li.upload').getAttribute('data-upload-id')) as string;
     expect(await barValue(page, 'li.upload')).toBe(100);
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, id))).toBe(sha256Of(bytes));
     expect(hub.transports.find((transport) => transport.name === 'socket.io')).toBeDefined();
   });
 
@@ -285,7 +285,7 @@ describe.runIf(BROWSER_TESTS_ENABLED)('pages in Chromium', () => {
     await page.locator('tr.upload-row[data-state="completed"]').waitFor();
     expect(await row.getAttribute('data-upload-id')).toBe(result.id);
     expect(await barValue(page, 'tr.upload-row')).toBe(100);
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
     expect(await page.locator('#summary').textContent()).toBe('0 active, 1 finished');
 
     // The row's bar only moved forward.
@@ -313,8 +313,8 @@ describe.runIf(BROWSER_TESTS_ENABLED)('pages in Chromium', () => {
     const id = await held.aborted;
     expect(await rejected).toMatchObject({ code: 'ERR_CANCELLED', stage: 'verify' });
     expect(await page.locator('tr.upload-row').getAttribute('data-upload-id')).toBe(id);
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('cancelled');
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
+    expect(existsSync(storedPath(hub, id))).toBe(false);
     expect(await page.locator('tr.upload-row button.cancel').isDisabled()).toBe(true);
   });
 });

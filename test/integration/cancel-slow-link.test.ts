@@ -50,14 +50,14 @@ describe.each(TRANSPORT_NAMES)('cancel over a 1 MiB/s link (%s)', (transport) =>
     const upload = client.upload(file.path);
     await waitFor<UploadProgress>((fn) => upload.on('progress', fn), (p) => p.bytes >= 2 * MiB);
     const id = upload.id as string;
-    const committedAtClick = hub.hub.status(ANONYMOUS, id).bytes;
+    const committedAtClick = (await hub.hub.status(ANONYMOUS, id)).bytes;
 
     const clicked = performance.now();
     await upload.cancel();
     const clickToCancelled = performance.now() - clicked;
 
     await expect(upload.done).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('cancelled');
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
     const storedAfterClick = (sizeAtRemoval.get(id) ?? Number.NaN) - committedAtClick;
     const measured = `click-to-cancelled ${Math.round(clickToCancelled)} ms, ${storedAfterClick} bytes stored after the click`;
     expect(clickToCancelled, measured).toBeLessThanOrEqual(1500);

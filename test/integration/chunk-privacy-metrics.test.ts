@@ -29,7 +29,7 @@ describe.each(TRANSPORT_NAMES)('chunk errors reveal nothing (%s)', (transport) =
     expect(forOther).toEqual({ type: 'error', code: 'ERR_NOT_FOUND', message: `No upload ${id}`, uploadId: id, chunkOffset: 64 * 1024 });
     expect(forUnknown).toEqual({ type: 'error', code: 'ERR_NOT_FOUND', message: `No upload ${unknownId}`, uploadId: unknownId, chunkOffset: 64 * 1024 });
     // Nothing was written on bob's behalf.
-    expect(hub.hub.status({ id: 'alice' }, id).bytes).toBe(64 * 1024);
+    expect((await hub.hub.status({ id: 'alice' }, id)).bytes).toBe(64 * 1024);
   });
 });
 

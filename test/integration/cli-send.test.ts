@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { UploadStatus } from '../../shared/messages.js';
-import { randomFile, sha256File, startHub, tempDir } from '../helpers.js';
+import { randomFile, sha256File, startHub, tempDir, storedPath } from '../helpers.js';
 import { hasScript, ndjson, repo, startCli, startGateProxy, watchChild } from './cli-helpers.js';
 
 const MiB = 1024 * 1024;
@@ -47,7 +47,7 @@ describe('send --json', () => {
     const result = lines.find((line) => line.type === 'result') as Record<string, unknown>;
     expect(result).toMatchObject({ file: good.path, state: 'completed', sha256: good.sha256, size: good.size, result: { check: { ok: true } } });
     const id = result.id as string;
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(good.sha256);
+    expect(await sha256File(storedPath(hub, id))).toBe(good.sha256);
     expect((await statusOf(hub.url, id)).metadata).toEqual({ album: 'summer', reject: 'no' });
     const progress = lines.filter((line) => line.type === 'progress');
     expect(progress.length).toBeGreaterThan(0);
@@ -155,7 +155,7 @@ describe('resume', () => {
     // than the file went over the second connection.
     expect(Number(lines.find((line) => line.type === 'progress')?.bytes)).toBeGreaterThanOrEqual(left.bytes);
     expect(proxy.sent.at(-1)).toBeLessThan(file.size - left.bytes / 2);
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(file.sha256);
+    expect(await sha256File(storedPath(hub, id))).toBe(file.sha256);
 
     // Sent and finished: nothing is left to resume, so the same file again is a new upload; and
     // --no-resume never resumes. Both send every byte.

@@ -10,7 +10,7 @@ import { OPTION_SPELLINGS } from '../../server/config.js';
 import { formatDefault } from '../../server/cli/format.js';
 import { flagOf } from '../../server/cli/serve.js';
 import type { UploadStatus } from '../../shared/messages.js';
-import { randomFile, sha256File, startClient, startHub, tempDir } from '../helpers.js';
+import { randomFile, sha256File, startClient, startHub, tempDir, storedPath } from '../helpers.js';
 import { hasScript, ndjson, repo, startCli, watchChild } from './cli-helpers.js';
 
 async function create(url: string, name: string, size = 10): Promise<UploadStatus> {
@@ -31,7 +31,7 @@ describe('upload-hub send', () => {
     for (const result of results) {
       const expected = result.file === a.path ? a.sha256 : b.sha256;
       expect(result.sha256).toBe(expected);
-      expect(await sha256File(hub.hub.dataPath(result.id))).toBe(expected);
+      expect(await sha256File(storedPath(hub, result.id))).toBe(expected);
     }
   });
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ChunkSource } from '../../client/sources.js';
 import type { UploadHandle } from '../../client/UploadClient.js';
-import { sha256File, sha256Of, startClient, startHub, waitFor } from '../helpers.js';
+import { sha256File, sha256Of, startClient, startHub, waitFor, storedPath } from '../helpers.js';
 import { TRANSPORT_NAMES } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -67,15 +67,15 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     // The read waiting at the gate completes, but what it read is not sent.
     gated.release();
     await whenPaused;
-    const committed = hub.hub.status(ANONYMOUS, id).bytes;
+    const committed = (await hub.hub.status(ANONYMOUS, id)).bytes;
     expect(committed).toBe(3 * MiB);
     const readsAtPause = gated.reads.length;
     await roundTrips(client);
-    expect(hub.hub.status(ANONYMOUS, id).bytes).toBe(committed);
+    expect((await hub.hub.status(ANONYMOUS, id)).bytes).toBe(committed);
     // The hub lets go of the idle upload (its idle timeout), which leaves it resumable, not failed.
-    await expect.poll(() => hub.hub.status(ANONYMOUS, id).attached, { timeout: 10_000 }).toBe(false);
+    await expect.poll(async () => (await hub.hub.status(ANONYMOUS, id)).attached, { timeout: 10_000 }).toBe(false);
     await roundTrips(client);
-    expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ bytes: committed, state: 'uploading' });
+    expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ bytes: committed, state: 'uploading' });
     expect(handle.paused).toBe(true);
 
     const attachedAt = waitFor<number>((fn) => handle.on('attached', fn));
@@ -87,7 +87,7 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     // Sending went on from the committed offset: the first read after the pause starts there.
     expect(gated.reads[readsAtPause]?.offset).toBe(committed);
     expect(result.sha256).toBe(sha256Of(bytes));
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, id))).toBe(sha256Of(bytes));
     expect(events).toEqual(['paused', 'resumed']);
     expect(handle.paused).toBe(false);
   });
@@ -101,7 +101,7 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     await paused(first);
     await roundTrips(client);
     expect(first.id).toBeUndefined();
-    expect(hub.hub.list(ANONYMOUS)).toHaveLength(0);
+    expect(await hub.hub.list(ANONYMOUS)).toHaveLength(0);
     first.resume();
     expect((await first.done).sha256).toBe(sha256Of(bytes));
 
@@ -113,7 +113,7 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     await paused(second);
     await second.cancel();
     await expect(second.done).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
-    expect(hub.hub.status(ANONYMOUS, second.id as string).state).toBe('cancelled');
+    expect((await hub.hub.status(ANONYMOUS, second.id as string)).state).toBe('cancelled');
   });
 
   it('resumeUpload from a second client sends only what the hub lacks and stores a byte-identical file', async () => {
@@ -125,10 +125,10 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     await gated.reached;
     const id = handle.id as string;
     // Wait until the hub has every byte below the gate, then kill the first client.
-    await expect.poll(() => hub.hub.status(ANONYMOUS, id).bytes, { timeout: 10_000 }).toBe(2 * MiB + 128 * 1024);
+    await expect.poll(async () => (await hub.hub.status(ANONYMOUS, id)).bytes, { timeout: 10_000 }).toBe(2 * MiB + 128 * 1024);
     first.close();
     await expect(handle.done).rejects.toMatchObject({ code: 'ERR_CONNECTION_LOST' });
-    const offsetBefore = hub.hub.status(ANONYMOUS, id).bytes;
+    const offsetBefore = (await hub.hub.status(ANONYMOUS, id)).bytes;
 
     const second = startClient({ url: hub.url, transport });
     const again = gatedSource(bytes, Number.POSITIVE_INFINITY);
@@ -142,8 +142,8 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     expect(again.readBytes()).toBe(bytes.byteLength - offsetBefore);
     expect(again.readBytes()).toBeLessThan(bytes.byteLength);
     expect(Math.min(...again.reads.map((read) => read.offset))).toBe(offsetBefore);
-    expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'completed', bytes: bytes.byteLength });
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(sha256Of(bytes));
+    expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'completed', bytes: bytes.byteLength });
+    expect(await sha256File(storedPath(hub, id))).toBe(sha256Of(bytes));
   });
 
   it('resumeUpload rejects with the code when it cannot: unknown id, finished upload, another size (before any byte)', async () => {
@@ -164,11 +164,11 @@ describe.each(TRANSPORT_NAMES)('pause and resume over %s', (transport) => {
     gated.release();
     await paused(partial);
     const id = partial.id as string;
-    const committed = hub.hub.status(ANONYMOUS, id).bytes;
+    const committed = (await hub.hub.status(ANONYMOUS, id)).bytes;
     const other = startClient({ url: hub.url, transport });
     const wrong = gatedSource(randomBytes(2 * MiB + 1), Number.POSITIVE_INFINITY);
     await expect(other.resumeUpload(id, wrong.source).done).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
     expect(wrong.reads).toHaveLength(0);
-    expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ bytes: committed, state: 'uploading' });
+    expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ bytes: committed, state: 'uploading' });
   });
 });

@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileFingerprints, fingerprintOf } from '../../client/node.js';
-import { randomFile, sha256File, startClient, startHub, tempDir, waitFor } from '../helpers.js';
+import { randomFile, sha256File, startClient, startHub, tempDir, waitFor, storedPath } from '../helpers.js';
 import { TRANSPORT_NAMES } from '../protocolHelpers.js';
 import { startThrottledProxy } from '../proxy.js';
 
@@ -27,13 +27,13 @@ describe.each(TRANSPORT_NAMES)('fingerprint file store over %s', (transport) => 
     const first = startClient({ url: link.url, transport, fingerprints: fileFingerprints(storePath) });
     const handle = first.upload(file.path, { chunkSize: 128 * 1024 });
     const id = await waitFor<string>((fn) => handle.on('created', fn));
-    await expect.poll(() => hub.hub.status(ANONYMOUS, id).bytes, { timeout: 20_000 }).toBeGreaterThanOrEqual(1 * MiB);
+    await expect.poll(async () => (await hub.hub.status(ANONYMOUS, id)).bytes, { timeout: 20_000 }).toBeGreaterThanOrEqual(1 * MiB);
     first.close();
     await expect(handle.done).rejects.toMatchObject({ code: 'ERR_CONNECTION_LOST' });
     // Closed here, not ended on the hub: the entry stays.
     expect(await fileFingerprints(storePath).list()).toMatchObject([{ uploadId: id, name: 'random-6291456.bin', size: file.size, url: `${link.url}/` }]);
-    await expect.poll(() => hub.hub.status(ANONYMOUS, id).attached, { timeout: 10_000 }).toBe(false);
-    const offset = hub.hub.status(ANONYMOUS, id).bytes;
+    await expect.poll(async () => (await hub.hub.status(ANONYMOUS, id)).attached, { timeout: 10_000 }).toBe(false);
+    const offset = (await hub.hub.status(ANONYMOUS, id)).bytes;
     expect(offset).toBeLessThan(file.size);
 
     const second = startClient({ url: link.url, transport, fingerprints: fileFingerprints(storePath) });
@@ -42,8 +42,8 @@ describe.each(TRANSPORT_NAMES)('fingerprint file store over %s', (transport) => 
     const result = await again.done;
     expect(result.id).toBe(id);
     expect(await attachedAt).toBe(offset);
-    expect(hub.hub.list(ANONYMOUS)).toHaveLength(1);
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(file.sha256);
+    expect(await hub.hub.list(ANONYMOUS)).toHaveLength(1);
+    expect(await sha256File(storedPath(hub, id))).toBe(file.sha256);
     // Completed: forgotten (done settles after the store has written it).
     expect(await fileFingerprints(storePath).list()).toEqual([]);
   });
@@ -71,8 +71,8 @@ describe('fingerprint file store', () => {
     const result = await third.done;
     expect(result.id).not.toBe(fresh.id);
     expect(await seen).toBe(0);
-    expect(hub.hub.status(ANONYMOUS, result.id)).toMatchObject({ state: 'completed', bytes: file.size });
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(file.sha256);
+    expect(await hub.hub.status(ANONYMOUS, result.id)).toMatchObject({ state: 'completed', bytes: file.size });
+    expect(await sha256File(storedPath(hub, result.id))).toBe(file.sha256);
     expect(await store.list()).toEqual([]);
 
     // An upload the hub could resume: resume: false does not look it up, the default does.
@@ -96,7 +96,7 @@ describe('fingerprint file store', () => {
     await writeFile(corruptPath, '{"version":1,"entries":[{"fingerprint":');
     const client = startClient({ url: hub.url, fingerprints: fileFingerprints(corruptPath) });
     const first = await client.upload(file.path).done;
-    expect(await sha256File(hub.hub.dataPath(first.id))).toBe(file.sha256);
+    expect(await sha256File(storedPath(hub, first.id))).toBe(file.sha256);
     // Rewritten whole by the store: valid JSON again, and empty since the upload completed.
     expect(JSON.parse(await readFile(corruptPath, 'utf8'))).toEqual({ version: 1, entries: [] });
 

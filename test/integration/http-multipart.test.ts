@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Authenticate } from '../../server/core/auth.js';
 import type { HubEvent } from '../../shared/messages.js';
 import type { MultipartResponse } from '../../server/transports/http/multipart.js';
-import { randomFile, sha256File, sha256Of, startHub, tempDir, waitFor } from '../helpers.js';
+import { randomFile, sha256File, sha256Of, startHub, tempDir, waitFor, storedPath } from '../helpers.js';
 import { gateStage, readNdjson } from './http-helpers.js';
 
 const run = promisify(execFile);
@@ -44,13 +44,13 @@ describe('multipart upload route', () => {
     expect(stored).toMatchObject({ field: 'first', name: `random-${small.size}.bin`, state: 'completed', size: small.size, bytes: small.size, sha256: small.sha256 });
     expect(stored?.error).toBeUndefined();
     expect(refused).toMatchObject({ field: 'second', name: 'big.bin', state: 'failed', error: { code: 'ERR_FILE_TOO_LARGE' } });
-    expect(await sha256File(hub.hub.dataPath(stored?.id as string))).toBe(small.sha256);
-    expect(hub.hub.status({ id: 'anonymous' }, stored?.id as string).metadata).toEqual({ project: 'apollo' });
+    expect(await sha256File(storedPath(hub, stored?.id as string))).toBe(small.sha256);
+    expect((await hub.hub.status({ id: 'anonymous' }, stored?.id as string)).metadata).toEqual({ project: 'apollo' });
 
     // Nothing of the refused file: no bytes, no outputs; only its failed record remains for status queries.
     if (refused?.id !== undefined) {
-      expect(existsSync(hub.hub.dataPath(refused.id))).toBe(false);
-      expect(hub.hub.status({ id: 'anonymous' }, refused.id)).toMatchObject({ state: 'failed', error: { code: 'ERR_FILE_TOO_LARGE' } });
+      expect(existsSync(storedPath(hub, refused.id))).toBe(false);
+      expect(await hub.hub.status({ id: 'anonymous' }, refused.id)).toMatchObject({ state: 'failed', error: { code: 'ERR_FILE_TOO_LARGE' } });
     }
     expect(await dataFiles(hub.dataDir)).toEqual([`${stored?.id}.data`]);
   });
@@ -82,10 +82,10 @@ describe('multipart upload route', () => {
       expect.objectContaining({ field: 'one', name: 'one.bin', state: 'completed', size: one.byteLength, bytes: one.byteLength, sha256: sha256Of(one) }),
       expect.objectContaining({ field: 'two', name: 'two.csv', state: 'completed', size: two.byteLength, sha256: sha256Of(two) }),
     ]);
-    const [first, second] = body.uploads.map((upload) => hub.hub.status({ id: 'anonymous' }, upload.id as string));
+    const [first, second] = await Promise.all(body.uploads.map((upload) => hub.hub.status({ id: 'anonymous' }, upload.id as string)));
     expect(first).toMatchObject({ mimeType: 'application/x-thing', metadata: { owner: 'ada' } });
     expect(second).toMatchObject({ mimeType: 'text/csv', metadata: { owner: 'ada', batch: '7' } });
-    expect(await readFile(hub.hub.dataPath(second?.id as string))).toEqual(two);
+    expect(await readFile(storedPath(hub, second?.id as string))).toEqual(two);
   });
 
   it('fails a part whose declared sha256 does not match with 422 and removes it', async () => {
@@ -132,12 +132,12 @@ describe('multipart upload route', () => {
     req.write(`--${boundary}\r\nContent-Disposition: form-data; name="f"; filename="cut.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
     req.write(randomBytes(2 * MiB));
     const progressed = await uploading;
-    expect(existsSync(hub.hub.dataPath(progressed.uploadId))).toBe(true);
+    expect(existsSync(storedPath(hub, progressed.uploadId))).toBe(true);
     req.destroy();
     const event = await failed;
     expect(event).toMatchObject({ uploadId: progressed.uploadId, error: { code: 'ERR_UPLOAD_ABORTED' } });
-    expect(hub.hub.status({ id: 'anonymous' }, progressed.uploadId).state).toBe('failed');
-    expect(existsSync(hub.hub.dataPath(progressed.uploadId))).toBe(false);
+    expect((await hub.hub.status({ id: 'anonymous' }, progressed.uploadId)).state).toBe('failed');
+    expect(existsSync(storedPath(hub, progressed.uploadId))).toBe(false);
   });
 
   it('fails a request that stops sending with 408 ERR_IDLE_TIMEOUT after idleTimeoutMs', async () => {
@@ -163,8 +163,8 @@ describe('multipart upload route', () => {
     const parsed = JSON.parse(body) as MultipartResponse;
     expect(parsed.error).toMatchObject({ code: 'ERR_IDLE_TIMEOUT' });
     const id = parsed.uploads[0]?.id as string;
-    expect(hub.hub.status({ id: 'anonymous' }, id)).toMatchObject({ state: 'failed', error: { code: 'ERR_IDLE_TIMEOUT' } });
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect(await hub.hub.status({ id: 'anonymous' }, id)).toMatchObject({ state: 'failed', error: { code: 'ERR_IDLE_TIMEOUT' } });
+    expect(existsSync(storedPath(hub, id))).toBe(false);
   });
 
   it('answers a malformed form with 400 ERR_BAD_MESSAGE', async () => {
@@ -208,13 +208,13 @@ describe('multipart upload route', () => {
     form.append('file', new Blob([randomBytes(5000)]), 'p.bin');
     const answer = fetch(`${hub.url}/api/uploads/multipart?wait=completed`, { method: 'POST', body: form });
     const started = await gate.started;
-    expect(hub.hub.status({ id: 'anonymous' }, started.id).state).toBe('processing');
+    expect((await hub.hub.status({ id: 'anonymous' }, started.id)).state).toBe('processing');
     gate.release('ok');
     const response = await answer;
     expect(response.status).toBe(200);
     const body = (await response.json()) as MultipartResponse;
     expect(body.uploads).toEqual([expect.objectContaining({ id: started.id, state: 'completed' })]);
-    expect(hub.hub.status({ id: 'anonymous' }, started.id).result).toEqual({ checks: { released: 'ok' } });
+    expect((await hub.hub.status({ id: 'anonymous' }, started.id)).result).toEqual({ checks: { released: 'ok' } });
 
     // Without ?wait the answer comes once the bytes are stored, before processing ends.
     const gate2 = gateStage('later');

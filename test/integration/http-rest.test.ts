@@ -50,7 +50,7 @@ describe('REST routes', () => {
     const huge = await post(`${hub.url}/api/uploads`, { name: 'a', size: 1, metadata: { pad: 'x'.repeat(4000) }, extra: 'y'.repeat(70_000) });
     expect(huge.status).toBe(413);
     expect((await json<{ error: { code: string } }>(huge)).error.code).toBe('ERR_MESSAGE_TOO_LARGE');
-    expect(hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
+    expect(await hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
   });
 
   it('refuses a create body without a JSON Content-Type with 415 ERR_UNSUPPORTED_MEDIA_TYPE naming what was sent', async () => {
@@ -71,7 +71,7 @@ describe('REST routes', () => {
       expect(error.message, named).toContain('application/json');
       expect(error.message, named).toContain(named);
     }
-    expect(hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
+    expect(await hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
     // With its parameters, JSON is still JSON.
     const ok = await fetch(`${hub.url}/api/uploads`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body });
     expect(ok.status).toBe(201);
@@ -127,7 +127,7 @@ describe('REST routes', () => {
     const forbidden = await fetch(`${hub.url}/api/uploads/${created.id}`, { method: 'DELETE', headers: { authorization: 'Bearer bob' } });
     expect(forbidden.status).toBe(404);
     expect((await json<{ error: { code: string } }>(forbidden)).error.code).toBe('ERR_NOT_FOUND');
-    expect(hub.hub.status(principals.alice as { id: string }, created.id).state).toBe('created');
+    expect((await hub.hub.status(principals.alice as { id: string }, created.id)).state).toBe('created');
   });
 
   it('answers 404 ERR_NOT_FOUND for unknown and malformed ids', async () => {

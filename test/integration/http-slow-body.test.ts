@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { MultipartResponse } from '../../server/transports/http/multipart.js';
 import type { HubEvent } from '../../shared/messages.js';
-import { onCleanup, startHub, waitFor } from '../helpers.js';
+import { onCleanup, startHub, waitFor, storedPath } from '../helpers.js';
 
 const BOUNDARY = 'SlowBodyBoundary';
 
@@ -89,7 +89,7 @@ describe('slow request bodies', () => {
     expect(headers.toLowerCase()).toContain('connection: close');
     expect(JSON.parse(text)).toMatchObject({ error: { code: 'ERR_REQUEST_TIMEOUT', message: expect.stringContaining('requestTimeoutMs') } });
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
-    expect(hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
+    expect(await hub.hub.list({ id: 'anonymous' })).toHaveLength(0);
 
     // A body that arrives in time is untouched by the deadline.
     const ok = await fetch(`${hub.url}/api/uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -106,7 +106,7 @@ describe('slow request bodies', () => {
     socket.write(randomBytes(64 * 1024));
     void trickle(socket, () => randomBytes(200), 200);
     const progressed = await within(10_000, uploading, 'first bytes stored');
-    expect(existsSync(hub.hub.dataPath(progressed.uploadId))).toBe(true);
+    expect(existsSync(storedPath(hub, progressed.uploadId))).toBe(true);
 
     const { status, headers, body } = await within(10_000, answer, 'trickled multipart body');
     expect(status).toBe(408);
@@ -115,8 +115,8 @@ describe('slow request bodies', () => {
     expect(parsed.error).toMatchObject({ code: 'ERR_TOO_SLOW', message: expect.stringContaining('minUploadRate') });
     expect(parsed.uploads).toEqual([expect.objectContaining({ id: progressed.uploadId, state: 'failed', error: expect.objectContaining({ code: 'ERR_TOO_SLOW' }) })]);
     expect(await failed).toMatchObject({ uploadId: progressed.uploadId, error: { code: 'ERR_TOO_SLOW' } });
-    expect(hub.hub.status({ id: 'anonymous' }, progressed.uploadId)).toMatchObject({ state: 'failed', error: { code: 'ERR_TOO_SLOW' } });
-    expect(existsSync(hub.hub.dataPath(progressed.uploadId))).toBe(false);
+    expect(await hub.hub.status({ id: 'anonymous' }, progressed.uploadId)).toMatchObject({ state: 'failed', error: { code: 'ERR_TOO_SLOW' } });
+    expect(existsSync(storedPath(hub, progressed.uploadId))).toBe(false);
   });
 
   it('completes a multipart body that is slow but above minUploadRate, however long past requestTimeoutMs it takes', async () => {

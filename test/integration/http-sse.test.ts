@@ -159,7 +159,7 @@ describe('SSE watchers', () => {
 
     // Push the mark out of the 8-event history.
     for (let i = 0; i < 3; i++) await client.upload(randomBytes(10), { name: `filler-${i}` }).done;
-    expect(hub.hub.events.since(mark)).toBeUndefined();
+    expect(await hub.hub.events.since(mark)).toBeUndefined();
     const stale = curlSse(`${hub.url}/api/events`, { 'Last-Event-ID': String(mark) });
     const fresh = await stale.log.next((frame) => frame.id !== undefined);
     expect(fresh.event).toBe('snapshot');

@@ -173,7 +173,7 @@ describe('maxOpenUploadsPerPrincipal', () => {
     const cancel = await fetch(`${hub.url}/api/uploads/${first.upload.id}`, { method: 'DELETE', headers: { authorization: 'Bearer alice' } });
     expect(await cancel.json()).toMatchObject({ state: 'cancelled' });
     const empty = attachedOf(await ws.create({ name: 'empty.bin', size: 0 }));
-    if (hub.hub.status({ id: 'alice' }, empty.upload.id).state !== 'completed') await terminal(hub, empty.upload.id);
+    if ((await hub.hub.status({ id: 'alice' }, empty.upload.id)).state !== 'completed') await terminal(hub, empty.upload.id);
     expect((await restCreate(hub, { name: 'd.bin', size: 10 }, 'alice')).status).toBe(201);
   });
 });
@@ -265,7 +265,7 @@ describe('allowedTypes', () => {
       const badEnd = terminal(hub, bad.upload.id);
       expect(await peer.chunk(bad.upload.id, 0, text(8 * KiB))).toMatchObject({ type: 'ack' });
       expect(await badEnd).toMatchObject({ type: 'failed', error: { code: 'ERR_TYPE_NOT_ALLOWED' } });
-      expect(hub.hub.status({ id: 'anonymous' }, bad.upload.id)).toMatchObject({ state: 'failed', error: { code: 'ERR_TYPE_NOT_ALLOWED' } });
+      expect(await hub.hub.status({ id: 'anonymous' }, bad.upload.id)).toMatchObject({ state: 'failed', error: { code: 'ERR_TYPE_NOT_ALLOWED' } });
       expect(await peer.chunk(bad.upload.id, 8 * KiB, text(KiB))).toMatchObject({ type: 'error' });
       const files = await stored(hub);
       expect(files.data).toEqual([`${good.upload.id}.data`]);

@@ -14,7 +14,7 @@ import type { HubOptionsInput } from '../../server/config.js';
 import { ANONYMOUS } from '../../server/core/auth.js';
 import type { Stage } from '../../server/processing/Stage.js';
 import { defaultPipeline } from '../../server/processors/index.js';
-import { onCleanup, randomFile, sha256Of, startClient, startHub } from '../helpers.js';
+import { onCleanup, randomFile, sha256Of, startClient, startHub, storedPath } from '../helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -279,7 +279,7 @@ describe('cancel mid-processing', { timeout: 30_000 }, () => {
     const outputDir = await running.promise;
     const id = await upload.id;
     expect(outputDir).toBe(outputsOf(hub.dataDir, id));
-    expect(existsSync(hub.hub.dataPath(id))).toBe(true);
+    expect(existsSync(storedPath(hub, id))).toBe(true);
     expect(existsSync(join(outputDir, 'partial.out'))).toBe(true);
     await watched.until('progress', id, (p) => p.stage === 'transcode');
 
@@ -299,10 +299,10 @@ describe('cancel mid-processing', { timeout: 30_000 }, () => {
     expect(watched.forUpload(id).at(-1)).toBe(cancelled);
 
     // Bytes and outputs are gone by the time `cancelled` is out; the stage after never ran.
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect(existsSync(storedPath(hub, id))).toBe(false);
     expect(existsSync(outputsOf(hub.dataDir, id))).toBe(false);
     expect(laterStageRan).toBe(false);
-    expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'cancelled', stage: 'transcode' });
+    expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'cancelled', stage: 'transcode' });
   });
 
   it('publishes one `cancelled` when cancels race', async () => {
@@ -376,7 +376,7 @@ describe('cancel mid-processing', { timeout: 30_000 }, () => {
     const logged = watched.of('log', id).find((l) => l.text === warning);
     expect(logged).toMatchObject({ level: 'warn', stage: 'stubborn' });
     expect((logged as HubEvent).id).toBeLessThan(cancelled.id);
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect(existsSync(storedPath(hub, id))).toBe(false);
 
     expect((await next.handle.done).result).toEqual({ stubborn: 'quick' });
 
@@ -386,7 +386,7 @@ describe('cancel mid-processing', { timeout: 30_000 }, () => {
     await ended.promise;
     await watcherClient.ping(); // anything sent before the pong has arrived
     expect(watched.forUpload(id)).toHaveLength(countBefore);
-    expect(hub.hub.status(ANONYMOUS, id).state).toBe('cancelled');
+    expect((await hub.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
   });
 });
 
@@ -440,8 +440,8 @@ describe('stage failures', { timeout: 30_000 }, () => {
       const id = await upload.id;
       const failed = await watched.until('failed', id);
       expect(failed.error).toEqual({ code, stage, message: error.message });
-      expect(hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'failed', error: { code, stage } });
-      expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+      expect(await hub.hub.status(ANONYMOUS, id)).toMatchObject({ state: 'failed', error: { code, stage } });
+      expect(existsSync(storedPath(hub, id))).toBe(false);
     }
     expect((await timeoutReason.promise as UploadHubError).code).toBe('ERR_STAGE_TIMEOUT');
     const deafId = await watched.until('failed', undefined, (f) => f.error.stage === 'deaf');
@@ -494,7 +494,7 @@ describe('processing queue', { timeout: 30_000 }, () => {
     }
     const [b, c, d] = [waiting.B as Tracked, waiting.C as Tracked, waiting.D as Tracked];
     const [bId, cId, dId] = await Promise.all([b.id, c.id, d.id]);
-    expect(hub.hub.status(ANONYMOUS, dId).queuePosition).toBe(3);
+    expect((await hub.hub.status(ANONYMOUS, dId)).queuePosition).toBe(3);
 
     // Leaving the queue moves everyone behind up.
     await b.handle.cancel();

@@ -16,7 +16,7 @@ import type { SocketIoTransport } from '../../server/transports/socketio.js';
 import { SocketIoConnection } from '../../client/connection/SocketIoConnection.js';
 import { UploadClient as BaseClient, portableResolver, type UploadProgress } from '../../client/UploadClient.js';
 import type { Watcher } from '../../client/Watcher.js';
-import { onCleanup, sha256File, sha256Of, startClient, startHub, waitFor } from '../helpers.js';
+import { onCleanup, sha256File, sha256Of, startClient, startHub, waitFor, storedPath } from '../helpers.js';
 import { gatedStream } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -100,7 +100,7 @@ describe('watching over Socket.IO', () => {
     // A ping answered after the hub emitted `completed` everywhere: anything for bob would be here by now.
     await watchers[2]?.client.ping();
     expect(stranger.events.filter((e) => e.uploadId === result.id)).toEqual([]);
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
   });
 
   it('watches a list of ids: snapshot first, then that upload only', async () => {
@@ -153,8 +153,8 @@ describe('watching over Socket.IO', () => {
     await ops.next((e) => e.type === 'cancelled' && e.uploadId === id);
     await alice.next((e) => e.type === 'cancelled' && e.uploadId === id);
     gated.release();
-    expect(hub.hub.status(principals.ops as Principal, id).state).toBe('cancelled');
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
+    expect((await hub.hub.status(principals.ops as Principal, id)).state).toBe('cancelled');
+    expect(existsSync(storedPath(hub, id))).toBe(false);
     await bobClient.ping();
     expect(bob.events).toEqual([]);
     // The upload's room empties once it ended.
@@ -244,7 +244,7 @@ describe('Socket.IO handshake and wire format', () => {
     const completed = new Promise<void>((resolve) => socket.on('event', ({ event }) => event.type === 'completed' && resolve()));
     expect(await send(MiB, 2 * MiB)).toMatchObject({ type: 'ack', status: 'accepted', offset: 2 * MiB });
     await completed;
-    expect(hub.hub.status(principals.alice as Principal, id).bytes).toBe(2 * MiB);
+    expect((await hub.hub.status(principals.alice as Principal, id)).bytes).toBe(2 * MiB);
 
     // On the wire: the bytes arrived as binary frames of the chunk's length, no text frame carried them.
     expect(received.filter((data) => Buffer.isBuffer(data) && data.byteLength === MiB)).toHaveLength(3);

@@ -86,7 +86,7 @@ describe('storage errors fail one upload, never the hub', () => {
     const tooBig = randomBytes(4 * MiB);
     const error = await client.upload(tooBig, { name: 'too-big.bin' }).done.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ERR_STORAGE_FULL' });
-    const [failed] = hub.hub.list(ANONYMOUS);
+    const [failed] = await hub.hub.list(ANONYMOUS);
     expect(failed).toMatchObject({ state: 'failed', error: { code: 'ERR_STORAGE_FULL' } });
     expect(events.filter((event) => event.type === 'failed')).toMatchObject([{ uploadId: failed?.id, error: { code: 'ERR_STORAGE_FULL' } }]);
     expect(await dataFiles(dataDir)).toEqual([]);
@@ -106,7 +106,7 @@ describe('storage errors fail one upload, never the hub', () => {
     const failedId = failed?.id as string;
     await hub.close();
     const again = await startHub({ options: { dataDir } });
-    expect(again.hub.status(ANONYMOUS, failedId)).toMatchObject({ state: 'failed', error: { code: 'ERR_STORAGE_FULL' } });
+    expect(await again.hub.status(ANONYMOUS, failedId)).toMatchObject({ state: 'failed', error: { code: 'ERR_STORAGE_FULL' } });
   });
 
   it('an I/O error (EIO) fails that upload with ERR_STORAGE and removes its bytes; the hub serves the next one', async () => {
@@ -194,6 +194,6 @@ describe('terminal states are durable before they are announced', () => {
 
     await hub.close();
     const again = await startHub({ options: { dataDir } });
-    expect(again.hub.status(ANONYMOUS, id).state).toBe('cancelled');
+    expect((await again.hub.status(ANONYMOUS, id)).state).toBe('cancelled');
   });
 });

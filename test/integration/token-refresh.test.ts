@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ChunkSource } from '../../client/sources.js';
-import { sha256File, sha256Of, startClient, startHub, waitFor } from '../helpers.js';
+import { sha256File, sha256Of, startClient, startHub, waitFor, storedPath } from '../helpers.js';
 import { TRANSPORT_NAMES } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -77,8 +77,8 @@ describe.each(TRANSPORT_NAMES)('a token function over %s', (transport) => {
     gated.release();
     const result = await handle.done;
     expect(result.sha256).toBe(sha256Of(bytes));
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
-    expect(hub.hub.status({ id: 'alice' }, result.id)).toMatchObject({ state: 'completed', owner: 'alice' });
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
+    expect(await hub.hub.status({ id: 'alice' }, result.id)).toMatchObject({ state: 'completed', owner: 'alice' });
   });
 
   it('a token the hub refuses on reconnect rejects the pending uploads with ERR_UNAUTHORIZED, without retrying', async () => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { UploadHubError } from '../../shared/errors.js';
 import type { AckMessage, ChunkReply, ProgressEvent } from '../../shared/messages.js';
 import type { UploadProgress } from '../../client/UploadClient.js';
-import { randomFile, sha256File, sha256Of, startClient, startHub, tempDir, waitFor } from '../helpers.js';
+import { randomFile, sha256File, sha256Of, startClient, startHub, tempDir, waitFor, storedPath } from '../helpers.js';
 import { freePort, gatedStream, openConnection, spawnHub, TRANSPORT_NAMES } from '../protocolHelpers.js';
 
 const MiB = 1024 * 1024;
@@ -37,8 +37,8 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const file = await randomFile(64 * MiB);
     const result = await client.upload(file.path).done;
     expect(result.sha256).toBe(file.sha256);
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(file.sha256);
-    expect(hub.hub.status({ id: 'anonymous' }, result.id)).toMatchObject({ state: 'completed', bytes: file.size, percent: 100 });
+    expect(await sha256File(storedPath(hub, result.id))).toBe(file.sha256);
+    expect(await hub.hub.status({ id: 'anonymous' }, result.id)).toMatchObject({ state: 'completed', bytes: file.size, percent: 100 });
   });
 
   it.each([0, 1, 3 * MiB + 12_345])('stores a %i byte file (sizes that are not a multiple of the chunk)', async (size) => {
@@ -47,7 +47,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const bytes = randomBytes(size);
     const result = await client.upload(bytes, { name: 'edge.bin', chunkSize: 1 * MiB }).done;
     expect(result.sha256).toBe(sha256Of(bytes));
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
   });
 
   it('resumes after the socket is destroyed mid-upload; the committed offset never goes back', async () => {
@@ -67,7 +67,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     await reconnected;
     const result = await upload.done;
     expect(result.sha256).toBe(sha256Of(bytes));
-    expect(await sha256File(hub.hub.dataPath(result.id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, result.id))).toBe(sha256Of(bytes));
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
   });
 
@@ -99,7 +99,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const files = await Promise.all([1, 2, 3, 4, 5].map((n) => randomFile(n * MiB + n)));
     const results = await Promise.all(files.map((file) => client.upload(file.path).done));
     for (const [i, result] of results.entries()) {
-      expect(await sha256File(hub.hub.dataPath(result.id))).toBe((files[i] as { sha256: string }).sha256);
+      expect(await sha256File(storedPath(hub, result.id))).toBe((files[i] as { sha256: string }).sha256);
     }
     expect(connections).toBe(1);
   });
@@ -147,7 +147,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     expect(asAck(await send(MiB + MiB / 2, 3 * MiB))).toMatchObject({ status: 'accepted', offset: 3 * MiB });
     expect(asAck(await send(3 * MiB, 4 * MiB))).toMatchObject({ status: 'accepted', offset: 4 * MiB });
     await raw.event((e) => e.type === 'completed' && e.uploadId === id);
-    expect(await sha256File(hub.hub.dataPath(id))).toBe(sha256Of(bytes));
+    expect(await sha256File(storedPath(hub, id))).toBe(sha256Of(bytes));
   });
 
   it('refuses oversized chunks, chunks past the declared size and chunks past the window with codes', async () => {
@@ -173,7 +173,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const error = await upload.done.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UploadHubError);
     expect((error as UploadHubError).code).toBe('ERR_CHECKSUM_MISMATCH');
-    expect(existsSync(hub.hub.dataPath(upload.id as string))).toBe(false);
+    expect(existsSync(storedPath(hub, upload.id as string))).toBe(false);
   });
 
   it('cancel mid-upload removes the partial data and rejects done with ERR_CANCELLED', async () => {
@@ -184,14 +184,14 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     const upload = client.upload(gated.stream, { size: bytes.byteLength, name: 'cancel.bin' });
     await waitFor<UploadProgress>((fn) => upload.on('progress', fn), (p) => p.bytes >= 3 * MiB);
     const id = upload.id as string;
-    expect(existsSync(hub.hub.dataPath(id))).toBe(true);
+    expect(existsSync(storedPath(hub, id))).toBe(true);
     const cancelled = upload.cancel();
     const error = await upload.done.catch((e: unknown) => e);
     await cancelled;
     gated.release();
     expect((error as UploadHubError).code).toBe('ERR_CANCELLED');
-    expect(existsSync(hub.hub.dataPath(id))).toBe(false);
-    expect(hub.hub.status({ id: 'anonymous' }, id).state).toBe('cancelled');
+    expect(existsSync(storedPath(hub, id))).toBe(false);
+    expect((await hub.hub.status({ id: 'anonymous' }, id)).state).toBe('cancelled');
   });
 
   it('lets only the owner resume or cancel an upload', async () => {
@@ -203,7 +203,7 @@ describe.each(TRANSPORT_NAMES)('uploads over %s', (transport) => {
     await expect(bob.connection.request({ type: 'resume', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await expect(bob.connection.request({ type: 'cancel', uploadId: upload.id })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await expect(bob.connection.request({ type: 'watch', uploadIds: [upload.id] })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
-    expect(hub.hub.status({ id: 'alice' }, upload.id).state).toBe('created');
+    expect((await hub.hub.status({ id: 'alice' }, upload.id)).state).toBe('created');
     expect(asAck(await alice.connection.sendChunk(upload.id, 0, Buffer.alloc(1000)))).toMatchObject({ offset: 1000 });
     await alice.event((e) => e.type === 'completed');
     await expect(openConnection(transport, hub.url, 'mallory')).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
