@@ -35,6 +35,8 @@ export interface HubServerInit extends UploadHubInit {
 
 export interface HubServer {
   hub: UploadHub;
+  /** This node's name (leases, logs, /healthz). */
+  nodeId: string;
   server: HttpServer;
   app: Express;
   transports: readonly Transport[];
@@ -43,13 +45,32 @@ export interface HubServer {
   url: string;
   port: number;
   close(): Promise<void>;
+  /**
+   * SIGTERM: /healthz turns 503 `draining`, new sockets are refused, unfinished uploads are
+   * committed and released and their connections closed with ERR_SHUTTING_DOWN (clients resume
+   * on another node), running stages get until shutdownTimeoutMs, then everything closes.
+   */
+  drain(): Promise<void>;
 }
 
 export async function createHubServer(init: HubServerInit = {}): Promise<HubServer> {
   const logger = init.logger ?? createLogger();
-  const access = await configureAccess(resolveOptions(init.options), init, logger);
+  const options = resolveOptions(init.options);
+  // Scale-out: Redis (and everything that talks to it) is loaded only when asked for.
+  const cluster = options.redisUrl !== undefined && init.registry === undefined
+    ? await (await import('./store/redis/cluster.js')).connectCluster(options, logger)
+    : undefined;
+  let access: Awaited<ReturnType<typeof configureAccess>>;
+  try {
+    access = await configureAccess(options, init, logger);
+  } catch (error) {
+    await cluster?.registry.close();
+    await cluster?.close();
+    throw error;
+  }
   const hub = new UploadHub({
     ...init,
+    ...(cluster ? { store: cluster.store, registry: cluster.registry, events: cluster.events } : {}),
     logger,
     ...(access.authenticate ? { authenticate: access.authenticate } : {}),
     ...(access.revalidate ? { revalidate: access.revalidate } : {}),
@@ -58,6 +79,8 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
     await hub.start();
   } catch (error) {
     access.close();
+    await cluster?.registry.close();
+    await cluster?.close();
     throw error;
   }
   const app = express();
@@ -65,7 +88,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   app.use(accessLog(logger));
   const server = createServer(app);
   server.on('upgrade', (request) => logUpgrade(logger, request));
-  const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger }));
+  const transports = (init.transports ?? TRANSPORTS).map((factory) => factory({ hub, server, app, logger, ...(cluster ? { socketIoAdapter: cluster.socketIoAdapter } : {}) }));
   // The one place upgrades are routed: to the transport that owns the path, once the upgrade
   // has passed the Origin check (before any WebSocket exists, so a refused page gets a 403 and
   // nothing else). An upgrade to an unknown path gets a 404 instead of hanging.
@@ -107,6 +130,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
     // directory's lock, timers, the SIGHUP listener) before saying so.
     await Promise.all(transports.map((transport) => transport.close()));
     await hub.close();
+    await cluster?.close();
     access.close();
     throw error;
   }
@@ -115,16 +139,30 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
 
   let closing: Promise<void> | undefined;
+  const finish = async (): Promise<void> => {
+    await cluster?.close();
+    access.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
   return {
-    hub, server, app, transports, logger, url, port,
+    hub, server, app, transports, logger, url, port, nodeId: hub.nodeId,
     close() {
       closing ??= (async () => {
         shuttingDown = true;
         await Promise.all(transports.map((transport) => transport.close()));
         await hub.close();
-        access.close();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await finish();
+      })();
+      return closing;
+    },
+    drain() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        await hub.drain(hub.options.shutdownTimeoutMs, async () => {
+          await Promise.all(transports.map((transport) => transport.close()));
+        });
+        await finish();
       })();
       return closing;
     },

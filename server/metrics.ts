@@ -131,8 +131,9 @@ export function mountMetrics(app: Express, hub: UploadHub, sources: MetricsSourc
     const storage = hub.storageHealth;
     // Degraded storage answers 503 too: a load balancer should send new uploads elsewhere
     // while this hub cannot save what it is told.
-    const status = !sources.healthy() ? 'shutting-down' : storage.status === 'degraded' ? 'degraded' : 'ok';
-    res.status(status === 'ok' ? 200 : 503).json({ status, storage, uptimeSeconds: Math.round(process.uptime()) });
+    // Draining (SIGTERM): not ready, so the balancer sends new connections to the other nodes.
+    const status = hub.isDraining ? 'draining' : !sources.healthy() ? 'shutting-down' : storage.status === 'degraded' ? 'degraded' : 'ok';
+    res.status(status === 'ok' ? 200 : 503).json({ status, node: hub.nodeId, storage, uptimeSeconds: Math.round(process.uptime()) });
   });
 
   return { registry, close: untap };

@@ -13,6 +13,8 @@ import { OPTION_SPELLINGS, OptionsError, optionsFromEnv, type HubOptions, type O
 import { createLogger, LOG_LEVELS, parseLogLevel, type LogLevelName } from '../logger.js';
 import { defaultPipeline } from '../processors/index.js';
 import { DataDirError } from '../store/DataDirLock.js';
+import { installShutdown } from '../shutdown.js';
+import { ClusterError } from '../store/redis/ClusterError.js';
 import { CliError, usageError } from './errors.js';
 import { formatDefault } from './format.js';
 
@@ -80,18 +82,13 @@ async function serve(command: Command, env: NodeJS.ProcessEnv): Promise<void> {
   try {
     hub = await createHubServer({ options, logger, ...(processing ? { pipeline: defaultPipeline() } : {}) });
   } catch (error) {
-    if (error instanceof DataDirError) throw new CliError(error.message);
+    if (error instanceof DataDirError || error instanceof ClusterError) throw new CliError(error.message);
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message} (set PORT/--port or HOST/--host)`);
     }
     throw error;
   }
-  logger.info({ url: hub.url, port: hub.port, dataDir: hub.hub.options.dataDir }, `listening on ${hub.url}`);
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down');
-    void hub.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  logger.info({ url: hub.url, port: hub.port, node: hub.nodeId, dataDir: hub.hub.options.dataDir, cluster: hub.hub.registry.clustered }, `listening on ${hub.url}`);
+  installShutdown(hub, logger);
 }

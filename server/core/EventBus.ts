@@ -92,6 +92,12 @@ export class EventBus {
     this.deliver({ ...body, id, at: Date.now() } as HubEvent, owner);
   }
 
+  /** Continues after `lastId` (a shared log's last event when this node joined it). */
+  protected seed(lastId: number): void {
+    this.last = lastId;
+    this.nextId = lastId + 1;
+  }
+
   /** Records an event stamped elsewhere and delivers it to this node's subscribers. */
   deliver(event: HubEvent, owner: string): void {
     this.last = event.id;

@@ -236,9 +236,10 @@ export class UploadHub {
    * finish, then releases every upload still held (another node takes processing over) and
    * closes.
    */
-  async drain(deadlineMs = this.options.shutdownTimeoutMs): Promise<void> {
+  async drain(deadlineMs = this.options.shutdownTimeoutMs, released?: () => Promise<void>): Promise<void> {
     if (this.closing || this.draining) return this.close();
     this.draining = true;
+    this.logger?.info({ node: this.nodeId, uploads: this.active.size, deadlineMs }, 'draining');
     const deadline = Date.now() + deadlineMs;
     const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
     for (const active of this.active.values()) this.finalizer.endWriter(active, shutdown);
@@ -246,6 +247,8 @@ export class UploadHub {
       // Bytes not complete: committed and released at once, so the clients resume elsewhere.
       await Promise.allSettled([...this.active.values()].filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true)));
     }
+    // The writers' connections can go now: their clients resume elsewhere, and find the uploads free.
+    await released?.();
     // Finalizing and processing: until the deadline.
     const working = [...this.active.values()].filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -520,7 +523,11 @@ export class UploadHub {
     if (!active || active.upload.writer !== writer) throw taken ?? new UploadHubError('ERR_UPLOAD_STATE', `Upload ${id} takes no more bytes`);
     const { upload } = active;
     // An abort fails the upload at once, so its bytes go while the rest of the body still arrives.
-    const onAbort = (): void => this.background(this.abort(writer, id, reasonOf()));
+    let aborting: Promise<void> | undefined;
+    const onAbort = (): void => {
+      aborting ??= this.abort(writer, id, reasonOf());
+      this.background(aborting);
+    };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     const check = (): void => {
@@ -558,7 +565,10 @@ export class UploadHub {
       // Replies still coming are failures of the same cause; nobody else waits for them.
       for (const pending of inFlight) void pending.catch(() => undefined);
       const failure = toHubError(error, 'ERR_UPLOAD_ABORTED');
-      if (!taken) await this.abort(writer, id, failure);
+      // The caller hears of the failure once the upload is failed for everyone.
+      aborting ??= taken ? undefined : this.abort(writer, id, failure);
+      await aborting;
+      await active.writeFailure;
       throw failure;
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -6,6 +6,7 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
+import type { ServerOptions } from 'socket.io';
 import type { UploadHub } from '../core/UploadHub.js';
 
 export interface TransportContext {
@@ -13,6 +14,8 @@ export interface TransportContext {
   server: HttpServer;
   app: Express;
   logger: Logger;
+  /** Several nodes: the Socket.IO adapter that carries Socket.IO's own messages between them. */
+  socketIoAdapter?: ServerOptions['adapter'];
 }
 
 export interface Transport {

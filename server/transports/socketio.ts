@@ -63,7 +63,7 @@ export interface SocketIoTransport extends Transport {
   resources(): { sessions: number; rooms: number; subscriptions: number; trackedUploads: number; throttleTimers: number; sessionTimers: number };
 }
 
-export function socketIoTransport({ hub, server, logger }: TransportContext): SocketIoTransport {
+export function socketIoTransport({ hub, server, logger, socketIoAdapter }: TransportContext): SocketIoTransport {
   const { corsOrigins } = hub.options;
   const upgradeListeners = new Set(server.listeners('upgrade'));
   const io: HubIoServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
@@ -72,6 +72,9 @@ export function socketIoTransport({ hub, server, logger }: TransportContext): So
     // Upload bytes do not compress; deflating them only burns CPU.
     perMessageDeflate: false,
     httpCompression: false,
+    // Several nodes: Socket.IO's own messages between them ride Redis Streams. Hub events need
+    // no adapter: every node reads the cluster's event stream and emits to its own sockets.
+    ...(socketIoAdapter ? { adapter: socketIoAdapter } : {}),
     ...(hub.options.heartbeatMs > 0 ? { pingInterval: hub.options.heartbeatMs } : {}),
     // Upgrades were checked by app.ts already; this is for the long-polling handshake, a plain
     // GET. Engine.IO answers a refusal 403 with the message (the code first) in its JSON.
