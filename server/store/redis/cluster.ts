@@ -72,6 +72,8 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
     clearTimeout(timer);
   }
   const store = new DiskStore(options.dataDir, { shared: true, nodeId });
+  // The shared directory's folders (and this node's own trash); no record is kept there.
+  await store.init();
   const registry = new RedisRegistry({ redis, subscriber, prefix: options.redisPrefix, nodeId, leaseTtlMs: options.leaseTtlMs, logger });
   const events = new RedisEventLog(redis, reader, options.redisPrefix, options.eventHistorySize, logger);
   await events.open();
