@@ -16,7 +16,7 @@ interface IndexEntry {
 
 /** The one lease of a single node: always held, never fenced out. */
 function localLease(uploadId: string): Lease {
-  return { uploadId, fence: 1, valid: true };
+  return { uploadId, fence: 1, valid: true, whenValid: () => Promise.resolve() };
 }
 
 export function compareListPosition(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {

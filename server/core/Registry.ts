@@ -19,6 +19,11 @@ export interface Lease {
   readonly fence: number;
   /** False once this node cannot be sure it still holds the lease (lost, released, not renewed in time). */
   readonly valid: boolean;
+  /**
+   * Resolves at once while valid; when renewal fell behind (Redis unreachable), once it is
+   * renewed again. Rejects with ERR_LEASE_LOST when the lease turns out lost.
+   */
+  whenValid(): Promise<void>;
 }
 
 /** A stored upload and the offset its bytes are committed to. */

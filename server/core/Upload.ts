@@ -233,8 +233,9 @@ export class Upload {
         let batchBytes = 0;
         for (const chunk of batch) batchBytes += chunk.byteLength;
         try {
-          // A node that can no longer be sure of its lease (not renewed in time) stops writing.
-          if (!this.ledger.lease.valid) throw new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.id} was lost`);
+          // A node that can no longer be sure of its lease (not renewed in time: Redis unreachable)
+          // waits until it is renewed; one that lost it stops writing (ERR_LEASE_LOST).
+          if (!this.ledger.lease.valid) await this.ledger.lease.whenValid();
           const end = this.committedTo + (await this.file.write(batch, this.committedTo));
           // Acknowledged bytes are recorded first: whoever takes the upload over resumes from here.
           await this.ledger.commit(end);

@@ -195,7 +195,7 @@ export class UploadHub {
     for (const record of await this.registry.init()) {
       if (isTerminalState(record.state)) continue;
       const stored = await this.restoredBytes(record);
-      const active = this.track(record, stored, { uploadId: record.id, fence: 1, valid: true });
+      const active = this.track(record, stored, { uploadId: record.id, fence: 1, valid: true, whenValid: () => Promise.resolve() });
       if (PAST_BYTES.has(record.state)) {
         // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
         active.upload.restoreComplete();

@@ -105,11 +105,40 @@ type ScriptRunner = (...args: Array<string | number>) => Promise<unknown>;
 
 /** A lease this node holds: valid while renewed in time (by this node's clock, with a margin). */
 class HeldLease implements Lease {
-  validUntil: number;
-  lost = false;
+  private until: number;
+  private gone = false;
+  private waiters: Array<{ resolve: () => void; reject: (error: UploadHubError) => void }> = [];
 
   constructor(readonly uploadId: string, readonly fence: number, private readonly ttlMs: number, grantedAt: number) {
-    this.validUntil = grantedAt + this.usableMs;
+    this.until = grantedAt + this.usableMs;
+  }
+
+  get validUntil(): number {
+    return this.until;
+  }
+
+  /** Renewed: valid again until `until`; whoever waited goes on. */
+  set validUntil(until: number) {
+    this.until = until;
+    if (this.valid) for (const waiter of this.waiters.splice(0)) waiter.resolve();
+  }
+
+  get lost(): boolean {
+    return this.gone;
+  }
+
+  /** Lost for good (taken over, or given back): whoever waited hears ERR_LEASE_LOST. */
+  set lost(lost: boolean) {
+    if (!lost || this.gone) return;
+    this.gone = true;
+    const error = new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.uploadId} (fencing token ${this.fence}) was lost`);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  }
+
+  whenValid(): Promise<void> {
+    if (this.valid) return Promise.resolve();
+    if (this.gone) return Promise.reject(new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.uploadId} was lost`));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   /** The part of the TTL this node relies on: a fifth is left for clock drift and the renewal's trip. */
