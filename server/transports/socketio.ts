@@ -176,6 +176,8 @@ export function socketIoTransport({ hub, server, logger, socketIoAdapter }: Tran
       // Not io.close(): it would close the HTTP server the other transports share; app.ts does that.
       // The request and upgrade listeners Engine.IO put on that server go with it.
       io.engine.close();
+      // A Redis adapter stops its stream readers and heartbeats (a no-op for the in-memory one).
+      for (const namespace of io._nsps.values()) await namespace.adapter.close();
     },
   };
 }

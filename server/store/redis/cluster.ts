@@ -82,7 +82,8 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
     store,
     registry,
     events,
-    socketIoAdapter: createAdapter(adapterClient, { streamName: `${options.redisPrefix}socket.io` }),
+    // Its readers block at most a second, so a closing node is not held by a read in flight.
+    socketIoAdapter: createAdapter(adapterClient, { streamName: `${options.redisPrefix}socket.io`, sessionKeyPrefix: `${options.redisPrefix}sio:session:`, blockTimeInMs: 1_000 }),
     async close() {
       await events.stop();
       adapterClient.disconnect();
