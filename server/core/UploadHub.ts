@@ -453,7 +453,8 @@ export class UploadHub {
     const active = this.active.get(id);
     // An upload the writer's principal may not see is answered exactly as an unknown one: no
     // state, no offset, nothing to tell that the id exists.
-    if (!active || !maySee(principal, active.upload.record.owner)) return { ok: false, error: notFound(id) };
+    if (!active) return this.notHere(principal, id);
+    if (!maySee(principal, active.upload.record.owner)) return { ok: false, error: notFound(id) };
     const { upload } = active;
     const refuse = (error: UploadHubError): ChunkResult => ({ ok: false, error, committed: upload.committed });
     if (data.byteLength > this.options.maxChunkSize) {
@@ -480,6 +481,22 @@ export class UploadHub {
     const window = upload.writer === writer ? upload.credit.ack(offset + data.byteLength, upload.committed, Date.now()) : 0;
     upload.grant(window);
     return { ok: true, status: outcome.status, committed: upload.committed, window };
+  }
+
+  /** A chunk for an upload this node does not work on: it ended, or it is held (or left) elsewhere. */
+  private async notHere(principal: Principal, id: string): Promise<ChunkResult> {
+    let stored;
+    try {
+      stored = await this.registry.load(id);
+    } catch (error) {
+      return { ok: false, error: toHubError(error, 'ERR_UNAVAILABLE') };
+    }
+    if (!stored || !maySee(principal, stored.record.owner)) return { ok: false, error: notFound(id) };
+    const committed = stored.committed ?? stored.record.bytes ?? 0;
+    const { state } = stored.record;
+    if (state === 'cancelled') return { ok: false, error: new UploadHubError('ERR_CANCELLED'), committed };
+    if (isTerminalState(state)) return { ok: false, error: new UploadHubError('ERR_UPLOAD_STATE', `Upload is ${state}`), committed };
+    return { ok: false, error: new UploadHubError('ERR_NOT_ATTACHED'), committed };
   }
 
   /**
