@@ -11,6 +11,7 @@
 import { UploadHubError, toHubError } from '../shared/errors.js';
 import { MIN_CHUNK_BYTES } from '../shared/frame.js';
 import { isTerminalState, type AttachedMessage, type ChunkReply, type ErrorMessage, type HubEvent, type UploadStatus } from '../shared/messages.js';
+import { isDone, reduce, startingView, type UploadView } from '../shared/view.js';
 import { isRetryable, type ClientHost } from './ClientHost.js';
 import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
@@ -44,7 +45,11 @@ export interface TaskHooks {
 export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   id: string | undefined;
   readonly done: Promise<UploadResult>;
-  progress: UploadProgress = { bytes: 0, total: 0, percent: 0, phase: 'upload', bytesPerSecond: 0, etaSeconds: null };
+  /** Where the bar is: what the hub said, through the reducer the pages run too (shared/view.ts). */
+  private view: UploadView = startingView(Date.now(), 0);
+  /** The hub's own estimate to the end of its current phase, as its last progress event gave it. */
+  private hubEta: number | null = null;
+  progress: UploadProgress = progressOf(this.view, this.hubEta);
 
   private source: ChunkSource | undefined;
   private connection: ClientConnection | undefined;
@@ -110,7 +115,8 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
 
   async start(source: ChunkSource, plan: StartPlan = {}): Promise<void> {
     this.source = source;
-    this.progress = { ...this.progress, total: source.size };
+    this.view = startingView(Date.now(), source.size);
+    this.progress = progressOf(this.view, this.hubEta);
     if (plan.uploadId !== undefined) {
       if (plan.orCreate) this.guess = plan.uploadId;
       else this.id = plan.uploadId;
@@ -210,23 +216,8 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   onEvent(event: HubEvent): void {
     if (this.finished) return;
     this.emit('event', event);
+    this.see(event);
     switch (event.type) {
-      case 'progress': {
-        const { bytes, total, phase, bytesPerSecond, etaSeconds } = event;
-        const next: UploadProgress = { bytes, total, percent: Math.max(this.progress.percent, event.percent), phase, bytesPerSecond, etaSeconds };
-        if (event.stage !== undefined) next.stage = event.stage;
-        if (event.stagePercent !== undefined) next.stagePercent = event.stagePercent;
-        this.setProgress(next);
-        return;
-      }
-      case 'queued':
-        this.setProgress({ ...this.progress, queuePosition: event.position });
-        return;
-      case 'processing': {
-        const { queuePosition: _gone, ...rest } = this.progress;
-        this.setProgress({ ...rest, phase: 'processing' });
-        return;
-      }
       case 'stage':
         this.emit('stage', event.stage, event.index, event.count);
         return;
@@ -240,8 +231,7 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
         this.sha256 = event.sha256;
         return;
       case 'completed':
-        this.setProgress({ ...this.progress, bytes: this.progress.total, percent: 100, etaSeconds: 0 });
-        this.finish({ id: event.uploadId, name: this.hubName ?? this.options.name ?? this.source?.name ?? '', size: this.progress.total, sha256: this.sha256, result: event.result });
+        this.finish({ id: event.uploadId, name: this.hubName ?? this.options.name ?? this.source?.name ?? '', size: this.view.total, sha256: this.sha256, result: event.result });
         return;
       case 'failed':
         this.hubEnded = true;
@@ -308,8 +298,9 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
       this.hubName = attached.upload.name;
       this.hooks.adopted?.(this.id);
       this.emit('created', this.id);
-      if (resuming !== undefined) this.showStatus(attached.upload);
     }
+    // The hub's word on attach is newer than anything heard before it (a reconnect, a resume).
+    this.see(attached.upload);
     const settled = settleFromStatus(attached.upload);
     if (settled instanceof UploadHubError) {
       this.hubEnded = true;
@@ -339,16 +330,6 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     this.hooks.stale?.(stale);
     if (this.finished) return;
     await this.attach(connection);
-  }
-
-  /** A resumed upload's bar starts where the hub is. */
-  private showStatus(upload: UploadStatus): void {
-    const { queuePosition: _gone, ...rest } = this.progress;
-    const next: UploadProgress = { ...rest, bytes: upload.bytes, total: upload.size, percent: Math.max(this.progress.percent, upload.percent), phase: upload.phase };
-    if (upload.stage !== undefined) next.stage = upload.stage;
-    if (upload.stagePercent !== undefined) next.stagePercent = upload.stagePercent;
-    if (upload.queuePosition !== undefined) next.queuePosition = upload.queuePosition;
-    this.setProgress(next);
   }
 
   /** Resumes after a pause on the current connection (opening one if needed). */
@@ -496,6 +477,18 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     this.sent = offset;
   }
 
+  /**
+   * Runs an event or a status through the reducer and announces the bar when it moved. A bar
+   * that ends other than completed says so through `done`, not through one more progress.
+   */
+  private see(input: HubEvent | UploadStatus): void {
+    this.view = reduce(this.view, input, Date.now());
+    if ('type' in input && input.type === 'progress') this.hubEta = input.etaSeconds;
+    if (isDone(this.view) && this.view.state !== 'completed') return;
+    const next = progressOf(this.view, this.hubEta);
+    if (!sameProgress(next, this.progress)) this.setProgress(next);
+  }
+
   private setProgress(progress: UploadProgress): void {
     this.progress = progress;
     this.emit('progress', progress);
@@ -521,6 +514,23 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
   private async closeSource(): Promise<void> {
     await this.source?.close?.().catch(() => undefined);
   }
+}
+
+/** What `handle.progress` says of a view; `etaSeconds` is the hub's own estimate (0 once completed). */
+function progressOf(view: UploadView, etaSeconds: number | null): UploadProgress {
+  const progress: UploadProgress = {
+    bytes: view.bytes, total: view.total, percent: view.percent, phase: view.phase, bytesPerSecond: view.bytesPerSecond,
+    etaSeconds: view.state === 'completed' ? 0 : etaSeconds,
+  };
+  if (view.stage !== undefined) progress.stage = view.stage;
+  if (view.stagePercent !== undefined) progress.stagePercent = view.stagePercent;
+  if (view.queuePosition !== undefined) progress.queuePosition = view.queuePosition;
+  return progress;
+}
+
+function sameProgress(a: UploadProgress, b: UploadProgress): boolean {
+  const keys = Object.keys(a) as (keyof UploadProgress)[];
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
 /** Why an upload found on the hub cannot be continued with this source, if it cannot. */

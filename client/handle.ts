@@ -29,7 +29,11 @@ export interface UploadOptions {
   onLog?: (line: UploadLogLine) => void;
 }
 
-/** One moment of the bar: what progress events and `handle.progress` carry. */
+/**
+ * One moment of the bar: what progress events and `handle.progress` carry. It is what the
+ * shared reducer (shared/view.ts) makes of the hub's events and statuses, the same the upload
+ * page and the dashboard show; a `progress` event is emitted whenever any field changes.
+ */
 export interface UploadProgress {
   /** Bytes the hub has committed. */
   bytes: number;
@@ -41,7 +45,9 @@ export interface UploadProgress {
   stagePercent?: number;
   /** Position in the processing queue while waiting. */
   queuePosition?: number;
+  /** Upload speed as the hub measures it; 0 once the bytes are in. */
   bytesPerSecond: number;
+  /** The hub's estimate of the seconds to the end of the current phase; null while unknown, 0 once completed. */
   etaSeconds: number | null;
 }
 
