@@ -6,9 +6,13 @@
  * id it has accounted for): the hub replays the events after it, so an upload that ended while
  * the connection was down still delivers its terminal event. Only when the hub's history no
  * longer reaches back that far does the watcher start over from the snapshot alone.
+ *
+ * It also keeps where each watched upload's bar is (`view(id)`), by the reducer the upload
+ * handle and the pages run (shared/view.ts), so a watcher shows what they show.
  */
 import { toHubError, type UploadHubError } from '../shared/errors.js';
 import type { HubEvent, UploadStatus, WatchingMessage } from '../shared/messages.js';
+import { createdView, isDone, reduce, type UploadView } from '../shared/view.js';
 import type { ClientHost } from './ClientHost.js';
 import { Emitter } from './Emitter.js';
 
@@ -40,6 +44,12 @@ export class Watcher extends Emitter<WatcherEvents> {
   /** Counts dropped connections, so a failed request can tell a dead connection from a refusal. */
   private connectionEpoch = 0;
   private readonly offDisconnected: () => void;
+  /**
+   * The bar of each watched upload. Watching all, only those that have not ended (an ended one
+   * goes once its terminal event is emitted), so it holds no more than the hub's active uploads;
+   * watching a list, one per listed upload.
+   */
+  private readonly views = new Map<string, UploadView>();
 
   constructor(private readonly client: ClientHost, uploadIds: string[] | undefined) {
     super();
@@ -80,6 +90,15 @@ export class Watcher extends Emitter<WatcherEvents> {
     }
   }
 
+  /**
+   * Where a watched upload's bar is, from the snapshots and events so far: in an `event`
+   * listener, after that event. Undefined for an upload not heard of, and (watching all) for one
+   * whose terminal event has been emitted.
+   */
+  view(uploadId: string): UploadView | undefined {
+    return this.views.get(uploadId);
+  }
+
   /** Asks the hub to cancel a watched upload (needs the right to). Its `cancelled` arrives as an event. */
   async cancel(uploadId: string): Promise<void> {
     const connection = await this.client.connect();
@@ -92,6 +111,7 @@ export class Watcher extends Emitter<WatcherEvents> {
     this.offDisconnected();
     this.held = undefined;
     this.heldProgress.clear();
+    this.views.clear();
     this.client.forgetWatcher(this);
     this.removeAllListeners();
   }
@@ -123,6 +143,7 @@ export class Watcher extends Emitter<WatcherEvents> {
     }
     this.cut = Math.max(this.cut, watching.lastEventId);
     this.lastEventId = Math.max(this.lastEventId ?? 0, watching.lastEventId);
+    this.see(watching.uploads);
     this.emit('snapshot', watching.uploads);
     for (const event of held) this.deliver(event);
   }
@@ -152,6 +173,24 @@ export class Watcher extends Emitter<WatcherEvents> {
     // can arrive after newer events; it is only stale if the cut is past it).
     if (event.id <= this.cut) return;
     this.lastEventId = Math.max(this.lastEventId ?? 0, event.id);
+    const view = reduce(this.views.get(event.uploadId) ?? createdView(Date.now()), event, Date.now());
+    this.views.set(event.uploadId, view);
     this.emit('event', event);
+    if (this.ids === undefined && isDone(view)) this.views.delete(event.uploadId);
+  }
+
+  /**
+   * A snapshot is the whole of what is watched now, newer than anything heard before it: each
+   * status replaces its upload's view (never taking the bar back), and a view the snapshot does
+   * not mention is of an upload that ended while nobody heard it.
+   */
+  private see(uploads: readonly UploadStatus[]): void {
+    const now = Date.now();
+    const previous = new Map(this.views);
+    this.views.clear();
+    for (const upload of uploads) {
+      const view = reduce(previous.get(upload.id) ?? createdView(now), upload, now);
+      if (this.ids !== undefined || !isDone(view)) this.views.set(upload.id, view);
+    }
   }
 }
