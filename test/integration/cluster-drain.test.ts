@@ -1,9 +1,10 @@
 /**
  * SIGTERM drains a node: ten uploads run through the balancer, spread over three nodes; the
- * node holding the most of them gets SIGTERM mid-upload. It answers /healthz with 503 draining
- * (the balancer's health check then takes it out), closes its sockets, and exits 0 within
- * shutdownTimeoutMs; its uploads resume on the other nodes from the committed offset, the
- * others go on undisturbed, and all ten complete byte-identical.
+ * node holding the most of them gets SIGTERM mid-upload, while a stage of one more upload runs
+ * there. It answers /healthz with 503 draining (the balancer's health check then takes it out),
+ * closes its sockets, lets the stage finish and exits 0 within shutdownTimeoutMs; its uploads
+ * resume on the other nodes from the committed offset, the others go on undisturbed, and all
+ * complete byte-identical.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,6 +23,12 @@ const CHUNK = 128 * KiB;
 /** Each source stops here until the SIGTERM has been sent: every upload is mid-way then. */
 const GATE = 1 * MiB;
 const SHUTDOWN_TIMEOUT_MS = 5000;
+/**
+ * A stage running on the drained node, well within shutdownTimeoutMs: the drain waits for it,
+ * so /healthz is certain to be asked while the node drains (without it a node with nothing to
+ * finish is gone in a few ms, and one look at /healthz would race its exit).
+ */
+const STAGE_MS = 2500;
 const WAIT_MS = 20_000;
 
 interface Running {
@@ -62,6 +69,12 @@ describe('cluster: SIGTERM on a node with uploads under way', () => {
     const onDrained = running.filter((upload) => upload.nodeId === drainedId);
     const elsewhere = running.filter((upload) => upload.nodeId !== drainedId);
     expect(onDrained.length, `uploads per node ${JSON.stringify([...counts])}`).toBeGreaterThanOrEqual(2);
+
+    const stageBytes = randomBytes(64 * KiB);
+    const staged = (onDrained[0] as Running).client.upload(stageBytes, { name: 'stage-while-draining.bin', metadata: { slowMs: String(STAGE_MS) }, sha256: sha256Of(stageBytes) });
+    staged.done.catch(() => undefined);
+    const stagedId = await within(new Promise<string>((resolve) => staged.on('created', resolve)), WAIT_MS, 'create the staged upload');
+    await drained.waitForLine((line) => line.stageStarted === stagedId, WAIT_MS);
     const committedAtTerm = new Map(running.map((upload) => [upload.id, upload.handle.progress.bytes]));
 
     const termAt = performance.now();
@@ -85,6 +98,10 @@ describe('cluster: SIGTERM on a node with uploads under way', () => {
       expect(result.sha256, `upload ${i} (${upload.nodeId})`).toBe(expected);
       expect(await sha256File(join(cluster.dataDir, 'uploads', `${result.id}.data`)), `stored bytes of upload ${i}`).toBe(expected);
     }
+    // The stage running at the SIGTERM finished there.
+    const stagedResult = await within(staged.done, WAIT_MS, 'the staged upload');
+    expect(stagedResult).toMatchObject({ sha256: sha256Of(stageBytes), result: { slow: { nodeId: drainedId } } });
+    expect(drained.lines().filter((line) => line.stageAborted === stagedId)).toEqual([]);
     // The drained node's uploads moved, keeping every byte committed before the SIGTERM; the others never noticed.
     for (const upload of onDrained) {
       expect(upload.attached.length, `attaches of ${upload.id}: ${JSON.stringify(upload.attached)}`).toBeGreaterThanOrEqual(2);
