@@ -17,6 +17,9 @@ import './hubCancel.js';
 import './hubSocketIo.js';
 import './hubHttp.js';
 import './hubLoad.js';
+import './clusterThroughput.js';
+import './clusterChunkCost.js';
+import './clusterResume.js';
 
 const baselineFile = (name: string): string => fileURLToPath(new URL(`./baselines/${name}`, import.meta.url));
 
