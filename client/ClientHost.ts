@@ -34,6 +34,17 @@ export interface ClientHost {
 }
 
 /**
+ * Whether `error` ends a connection rather than what was asked on it: the connection was lost,
+ * stopped answering (ERR_TIMEOUT), or its hub node is shutting down (ERR_SHUTTING_DOWN: a node
+ * that drains closes its sockets with 4503 and refuses what it is asked meanwhile, so that its
+ * clients go to another node). The task or watcher lets go of the connection (abandon) and the
+ * client's reconnect loop resumes it on a new one, or fails it once it gives up.
+ */
+export function meansReconnect(error: UploadHubError): boolean {
+  return error.code === 'ERR_CONNECTION_LOST' || error.code === 'ERR_TIMEOUT' || error.code === 'ERR_SHUTTING_DOWN';
+}
+
+/**
  * Whether connecting again may help. A refused token or protocol version will be refused again;
  * anything else (nothing listening, a name that does not resolve, a server that is not the hub,
  * a hub shutting down, no answer in time) may be gone on the next attempt.

@@ -231,7 +231,10 @@ export class UploadClient extends Emitter<ClientEvents> implements ClientHost {
     for (const watcher of this.watchers) watcher.onEvent(event);
   }
 
-  private onError(message: ErrorMessage): void {
+  private onError(connection: ClientConnection, message: ErrorMessage): void {
+    // The node is going (it drains): every upload and watcher on this connection continues on a
+    // new one, to another node, without waiting for the close that follows.
+    if (message.code === 'ERR_SHUTTING_DOWN') return this.abandon(connection, new UploadHubError(message.code, message.message));
     for (const task of this.tasks) if (task.id === message.uploadId) task.onUploadError(message);
   }
 
@@ -256,7 +259,7 @@ export class UploadClient extends Emitter<ClientEvents> implements ClientHost {
       requestTimeoutMs: this.options.requestTimeoutMs,
       handlers: {
         event: (event) => this.dispatch(event),
-        error: (message) => this.onError(message),
+        error: (message) => this.onError(connection, message),
         closed: (reason) => this.onClosed(connection, reason),
       },
     });

@@ -12,7 +12,7 @@ import { UploadHubError, toHubError } from '../shared/errors.js';
 import { MIN_CHUNK_BYTES } from '../shared/frame.js';
 import { isTerminalState, type AttachedMessage, type ChunkReply, type ErrorMessage, type HubEvent, type UploadStatus } from '../shared/messages.js';
 import { isDone, reduce, startingView, type UploadView } from '../shared/view.js';
-import { isRetryable, type ClientHost } from './ClientHost.js';
+import { isRetryable, meansReconnect, type ClientHost } from './ClientHost.js';
 import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
 import { settleFromStatus, type UploadEvents, type UploadHandle, type UploadOptions, type UploadProgress, type UploadResult } from './handle.js';
@@ -154,9 +154,10 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
       await connection.request({ type: 'cancel', uploadId: id });
     } catch (error) {
       const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
-      // A lost connection: the reconnect attaches again and cancels then. A refusal while this
-      // task holds no connection means no terminal event is coming: the refusal is the end.
-      if (hubError.code !== 'ERR_CONNECTION_LOST' && hubError.code !== 'ERR_TIMEOUT' && !this.connection) {
+      // A lost connection (or a node shutting down): the reconnect attaches again and cancels
+      // then. A refusal while this task holds no connection means no terminal event is coming:
+      // the refusal is the end.
+      if (!meansReconnect(hubError) && !this.connection) {
         if (hubError.code === 'ERR_NOT_FOUND') this.hubEnded = true;
         this.fail(hubError);
       }
@@ -372,10 +373,10 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
 
   private onAttachFailure(connection: ClientConnection, error: unknown): void {
     const hubError = error instanceof UploadHubError ? error : new UploadHubError('ERR_SOURCE', String(error));
-    // A lost connection is the reconnect loop's business, and so is one that stopped
-    // answering; anything else ends the upload.
-    if (hubError.code === 'ERR_TIMEOUT') this.client.abandon(connection, hubError);
-    else if (hubError.code !== 'ERR_CONNECTION_LOST') {
+    // A lost connection is the reconnect loop's business, and so is one that stopped answering
+    // or whose node is shutting down (a no-op for one already gone); anything else ends the upload.
+    if (meansReconnect(hubError)) this.client.abandon(connection, hubError);
+    else {
       if (hubError.code === 'ERR_NOT_FOUND') this.hubEnded = true;
       this.fail(hubError);
     }
@@ -456,6 +457,10 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
         return;
       case 'ERR_NOT_ATTACHED':
         if (this.connection) void this.reconnected(this.connection);
+        return;
+      case 'ERR_SHUTTING_DOWN':
+        // The node is going: continue on another connection (to another node) from the committed offset.
+        if (this.connection) this.client.abandon(this.connection, new UploadHubError(reply.code, reply.message));
         return;
       case 'ERR_CANCELLED':
       case 'ERR_UPLOAD_STATE':

@@ -13,7 +13,8 @@
 import { toHubError, type UploadHubError } from '../shared/errors.js';
 import type { HubEvent, UploadStatus, WatchingMessage } from '../shared/messages.js';
 import { createdView, isDone, reduce, type UploadView } from '../shared/view.js';
-import type { ClientHost } from './ClientHost.js';
+import { meansReconnect, type ClientHost } from './ClientHost.js';
+import type { ClientConnection } from './connection/ClientConnection.js';
 import { Emitter } from './Emitter.js';
 
 export type WatcherEvents = {
@@ -75,8 +76,9 @@ export class Watcher extends Emitter<WatcherEvents> {
     this.held ??= [];
     const since = this.lastEventId;
     const epoch = this.connectionEpoch;
+    let connection: ClientConnection | undefined;
     try {
-      const connection = await this.client.connect();
+      connection = await this.client.connect();
       const watching = await connection.request({
         type: 'watch',
         ...(this.ids === undefined ? {} : { uploadIds: [...this.ids] }),
@@ -84,9 +86,18 @@ export class Watcher extends Emitter<WatcherEvents> {
       });
       if (!this.stopped) this.apply(watching);
     } catch (error) {
+      const hubError = toHubError(error);
+      if (this.stopped) return;
+      // Lost with its connection, or refused by a node that is shutting down: the client's
+      // reconnect loop starts this watch again on a new connection (or fails the watcher once it
+      // gives up), so this is no error of the watch.
+      if (meansReconnect(hubError)) {
+        if (connection) this.client.abandon(connection, hubError);
+        return;
+      }
       // The connection is alive and the hub refused: hold nothing more, go on as events come.
       if (epoch === this.connectionEpoch) this.release();
-      if (!this.stopped) this.emit('error', toHubError(error));
+      this.emit('error', hubError);
     }
   }
 
