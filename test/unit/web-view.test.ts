@@ -1,6 +1,8 @@
 /**
- * The pages' one event → view mapping (client/web/view.ts): what the upload page and the
- * dashboard show for every sequence of events, statuses and connection changes, at any time.
+ * The pages' one event → view mapping (shared/view.ts, with the presentation in
+ * client/web/view.ts): what the upload page and the dashboard show for every sequence of
+ * events, statuses and connection changes, at any time. The reducer's own rules are in
+ * view-reducer.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { HubEvent, HubEventBody, UploadStatus } from '../../shared/messages.js';
