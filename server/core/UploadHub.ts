@@ -244,16 +244,16 @@ export class UploadHub {
     const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
     for (const active of this.active.values()) this.finalizer.endWriter(active, shutdown);
     if (this.registry.clustered) {
-      // Bytes not complete: committed and released at once, so the clients resume elsewhere.
-      await Promise.allSettled([...this.active.values()].filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true)));
+      // Bytes not complete: committed and released at once, so the clients resume elsewhere
+      // (bounded: with Redis unreachable the leases simply run out).
+      const releasing = [...this.active.values()].filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true));
+      await until(Promise.allSettled(releasing), deadline);
     }
     // The writers' connections can go now: their clients resume elsewhere, and find the uploads free.
     await released?.();
     // Finalizing and processing: until the deadline.
     const working = [...this.active.values()].filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([Promise.allSettled(working), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
-    clearTimeout(timer);
+    await until(Promise.allSettled(working), deadline);
     await this.close();
   }
 
@@ -279,11 +279,13 @@ export class UploadHub {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     // Unfinished uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
     // must not hold the shutdown, and a restart falls back on the stored bytes.
-    await Promise.allSettled([...this.active.values()].filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
+    const saving = Promise.allSettled([...this.active.values()].filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
       stamp(active);
       await this.registry.save(active.upload.record, active.upload.ledger.lease);
       if (this.registry.clustered) await this.registry.release(active.upload.ledger.lease);
     }));
+    // With Redis unreachable these wait in the client's queue: bounded, the leases run out anyway.
+    await (this.registry.clustered ? until(saving, Date.now() + CLOSE_SAVE_MS) : saving);
     if (this.registry.clustered && this.active.size > 0) await this.registry.request('*', { type: 'orphans' }).catch(() => false);
     this.saver.close();
     await this.registry.close();
@@ -921,9 +923,14 @@ export class UploadHub {
     this.background(this.letGo(active, undefined, true));
   }
 
-  /** The timer's chores, each run by one node of the cluster per interval. */
+  /**
+   * The timer's chores: this node expires the abandoned uploads it holds (they are in its
+   * memory); the cluster-wide ones (retention, uploads nobody holds) run on one node per interval.
+   */
   private async chores(intervalMs: number): Promise<void> {
     if (this.closing || this.draining) return;
+    const now = Date.now();
+    for (const active of [...this.active.values()]) if (!active.upload.writer && this.stale(active.upload.record, now)) await this.expire(active);
     await this.registry.once('sweep', intervalMs, () => this.sweep());
     if (this.registry.clustered) await this.registry.once('orphans', intervalMs, () => this.takeOverOrphans());
   }
@@ -950,35 +957,47 @@ export class UploadHub {
     }
   }
 
-  /** Expires abandoned incomplete uploads and forgets old finished ones. */
+  /** Forgets old finished uploads, and expires abandoned ones nobody holds (a dead node's). */
   private async sweep(): Promise<void> {
     const now = Date.now();
-    const { uploadTtlMs, finishedRetentionMs } = this.options;
+    const { finishedRetentionMs } = this.options;
     if (finishedRetentionMs > 0) {
       for (const id of await this.registry.finishedBefore(now - finishedRetentionMs)) await this.registry.remove(id).catch(() => undefined);
     }
-    if (uploadTtlMs <= 0) return;
-    const candidates = new Set<string>([...this.active.keys(), ...(await this.registry.orphans())]);
-    for (const id of candidates) {
-      let active = this.active.get(id);
-      if (!active) {
-        const stored = await this.registry.load(id);
-        if (!stored || !stale(stored.record)) continue;
-        const acquired = await this.registry.acquire(id);
-        if (!acquired || !('lease' in acquired)) continue;
-        active = await this.adopt(id, acquired.lease);
-        if (!active) continue;
-      }
-      if (active.upload.writer || !stale(active.upload.record)) continue;
-      const expired = new UploadHubError('ERR_EXPIRED');
-      await this.finalizer.discard(active, expired).catch(() => undefined);
-      active.upload.record.error = expired.toJSON();
-      await this.finalizer.end(active, 'expired', {});
-    }
-    function stale(record: UploadRecord): boolean {
-      return (record.state === 'created' || record.state === 'uploading') && now - record.updatedAt > uploadTtlMs;
+    if (this.options.uploadTtlMs <= 0) return;
+    for (const id of await this.registry.orphans()) {
+      if (this.active.has(id)) continue;
+      const stored = await this.registry.load(id);
+      if (!stored || !this.stale(stored.record, now)) continue;
+      const acquired = await this.registry.acquire(id);
+      if (!acquired || !('lease' in acquired)) continue;
+      const active = await this.adopt(id, acquired.lease);
+      if (active && !active.upload.writer) await this.expire(active);
     }
   }
+
+  /** Incomplete and untouched for uploadTtlMs. */
+  private stale(record: UploadRecord, now: number): boolean {
+    const ttl = this.options.uploadTtlMs;
+    return ttl > 0 && (record.state === 'created' || record.state === 'uploading') && now - record.updatedAt > ttl;
+  }
+
+  private async expire(active: ActiveUpload): Promise<void> {
+    const expired = new UploadHubError('ERR_EXPIRED');
+    await this.finalizer.discard(active, expired).catch(() => undefined);
+    active.upload.record.error = expired.toJSON();
+    await this.finalizer.end(active, 'expired', {});
+  }
+}
+
+/** How long close() waits for a cluster node's last saves and releases, in ms. */
+const CLOSE_SAVE_MS = 2_000;
+
+/** Waits for `work`, but not past `deadline` (ms since epoch). */
+async function until(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(timer);
 }
 
 function notFound(id: string): UploadHubError {
