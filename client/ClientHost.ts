@@ -37,12 +37,20 @@ export interface ClientHost {
  * Whether `error` ends a connection rather than what was asked on it: the connection was lost,
  * stopped answering (ERR_TIMEOUT), or its hub node is shutting down (ERR_SHUTTING_DOWN: a node
  * that drains closes its sockets with 4503 and refuses what it is asked meanwhile, so that its
- * clients go to another node). The task or watcher lets go of the connection (abandon) and the
+ * clients go to another node), cannot reach Redis (ERR_UNAVAILABLE) or lost the upload to
+ * another node (ERR_LEASE_LOST). The task or watcher lets go of the connection (abandon) and the
  * client's reconnect loop resumes it on a new one, or fails it once it gives up.
  */
 export function meansReconnect(error: UploadHubError): boolean {
-  return error.code === 'ERR_CONNECTION_LOST' || error.code === 'ERR_TIMEOUT' || error.code === 'ERR_SHUTTING_DOWN';
+  return RECONNECT_CODES.has(error.code);
 }
+
+/**
+ * Codes after which another connection may succeed: the connection is gone or silent, the hub
+ * node drains, or (several nodes) the node cannot reach Redis or another node holds the upload
+ * now — the balancer sends the new connection where it can go on.
+ */
+const RECONNECT_CODES: ReadonlySet<string> = new Set(['ERR_CONNECTION_LOST', 'ERR_TIMEOUT', 'ERR_SHUTTING_DOWN', 'ERR_UNAVAILABLE', 'ERR_LEASE_LOST']);
 
 /**
  * Whether connecting again may help. A refused token or protocol version will be refused again;

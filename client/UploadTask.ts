@@ -450,6 +450,13 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
       return;
     }
     if (epoch !== this.epoch) return;
+    const refusal = new UploadHubError(reply.code, reply.message);
+    if (meansReconnect(refusal)) {
+      // The node is going, cannot reach its shared state, or another node holds the upload now:
+      // continue on another connection (through the balancer) from the committed offset.
+      if (this.connection) this.client.abandon(this.connection, refusal);
+      return;
+    }
     switch (reply.code) {
       case 'ERR_FLOW_CONTROL':
         this.rewind(reply.offset ?? this.acked);
@@ -457,10 +464,6 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
         return;
       case 'ERR_NOT_ATTACHED':
         if (this.connection) void this.reconnected(this.connection);
-        return;
-      case 'ERR_SHUTTING_DOWN':
-        // The node is going: continue on another connection (to another node) from the committed offset.
-        if (this.connection) this.client.abandon(this.connection, new UploadHubError(reply.code, reply.message));
         return;
       case 'ERR_CANCELLED':
       case 'ERR_UPLOAD_STATE':

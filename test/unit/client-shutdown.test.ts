@@ -19,8 +19,9 @@ const T0 = 1_800_000_000_000;
 
 /** How one connection of the fake hub misbehaves. */
 interface Script {
-  /** Answer the chunk at this offset with ERR_SHUTTING_DOWN. */
+  /** Answer the chunk at this offset with ERR_SHUTTING_DOWN (or `refuseWith`). */
   refuseChunkAt?: number;
+  refuseWith?: 'ERR_SHUTTING_DOWN' | 'ERR_LEASE_LOST' | 'ERR_UNAVAILABLE';
   /** After this many acks, say ERR_SHUTTING_DOWN outside any request and answer nothing more. */
   announceAfterAcks?: number;
   /** Refuse `watch` with ERR_SHUTTING_DOWN. */
@@ -80,7 +81,8 @@ class FakeConnection implements ClientConnection {
   sendChunk(uploadId: string, offset: number, data: Uint8Array): Promise<ChunkReply> {
     if (this.closed || this.silent) return new Promise(() => undefined);
     if (offset === this.script.refuseChunkAt) {
-      return Promise.resolve({ type: 'error', code: 'ERR_SHUTTING_DOWN', message: 'The hub is shutting down', uploadId, chunkOffset: offset });
+      const code = this.script.refuseWith ?? 'ERR_SHUTTING_DOWN';
+      return Promise.resolve({ type: 'error', code, message: new UploadHubError(code).message, uploadId, chunkOffset: offset });
     }
     if (offset === this.hub.committed) {
       this.hub.bytes.set(data, offset);
@@ -131,6 +133,24 @@ describe('ERR_SHUTTING_DOWN from the hub means "go elsewhere"', { timeout: 5_000
     expect(hub.connections[1]?.requests).toEqual(['resume']);
     expect(offsets).toEqual([0, 3 * CHUNK]);
     expect(reasons).toEqual(['ERR_SHUTTING_DOWN']);
+    client.close();
+  });
+
+  // A cluster node whose Redis is unreachable, or that lost the upload to another node, says
+  // so on the chunk: the client goes through the balancer again and resumes where it is held.
+  it.each(['ERR_LEASE_LOST', 'ERR_UNAVAILABLE'] as const)('a chunk answered with %s: the upload continues on a new connection from the committed offset', async (code) => {
+    const hub = new FakeHub([{ refuseChunkAt: 3 * CHUNK, refuseWith: code }]);
+    const client = clientOf(hub);
+    const reasons: string[] = [];
+    client.on('disconnected', (reason) => reasons.push(reason.code));
+    const upload = client.upload(file(), { name: 'a.bin' });
+    const offsets: number[] = [];
+    upload.on('attached', (offset) => offsets.push(offset));
+    await upload.done;
+    expect(hub.bytes).toEqual(file());
+    expect(hub.connections[1]?.requests).toEqual(['resume']);
+    expect(offsets).toEqual([0, 3 * CHUNK]);
+    expect(reasons).toEqual([code]);
     client.close();
   });
 
