@@ -174,7 +174,8 @@ async function killRound(group: NodeGroup, balancer: TcpBalancer, round: number,
     replacement.catch(() => undefined); // the caller awaits it
     try {
       const acceptedAt = await within(Promise.race([accepted, failed]), leaseTtlMs + CLUSTER_RESUME.resumeSlackMs, 'first chunk accepted after the kill');
-      const [newRoute, attachedAt] = await Promise.all([rerouted.promise, attached.promise]);
+      // Both came before the accepted chunk: the bound only guards against a bug here.
+      const [newRoute, attachedAt] = await within(Promise.all([rerouted.promise, attached.promise]), CLUSTER_RESUME.connectTimeoutMs, 'route and attached after the kill');
       await within(handle.cancel(), CLUSTER_RESUME.cancelTimeoutMs, 'cancel').catch(() => undefined);
       return {
         // The PTTL was read a moment before the kill: what was left of it at the kill.
