@@ -30,29 +30,40 @@ function isNotFound(error: unknown): boolean {
  * The highest fencing token that opened an upload's bytes for writing, kept beside them
  * (`uploads/<id>.fence`) on the directory the nodes share. A writer opened with a lower token
  * refuses to write: a node that lost its lease while paused cannot touch the bytes its
- * successor writes.
+ * successor writes. The file stays open while its writer is, so the check before each write
+ * is one read of a few bytes.
  */
 class FenceFile {
+  private handle: FileHandle | undefined;
+  private readonly buffer = Buffer.alloc(32);
+
   constructor(private readonly path: string) {}
 
-  async read(): Promise<number> {
+  /** Raises the stored token to `fence`; throws ERR_LEASE_LOST when a higher one is there. */
+  async raise(fence: number): Promise<void> {
+    this.handle = await open(this.path, 'a+');
     try {
-      return Number(await readFile(this.path, 'utf8')) || 0;
+      await this.check(fence);
+      // In place (same inode), so every writer holding the file open reads the new token.
+      await this.handle.truncate(0);
+      await this.handle.write(String(fence), 0);
     } catch (error) {
-      if (isNotFound(error)) return 0;
+      await this.close();
       throw error;
     }
   }
 
-  /** Raises the stored token to `fence`; throws ERR_LEASE_LOST when a higher one is there. */
-  async raise(fence: number): Promise<void> {
-    await this.check(fence);
-    await writeFile(this.path, String(fence));
+  async check(fence: number): Promise<void> {
+    if (!this.handle) throw new UploadHubError('ERR_LEASE_LOST', 'The fence file is closed');
+    const { bytesRead } = await this.handle.read(this.buffer, 0, this.buffer.byteLength, 0);
+    const stored = Number(this.buffer.toString('latin1', 0, bytesRead)) || 0;
+    if (stored > fence) throw new UploadHubError('ERR_LEASE_LOST', `Write with fencing token ${fence} refused: token ${stored} holds the upload`);
   }
 
-  async check(fence: number): Promise<void> {
-    const stored = await this.read();
-    if (stored > fence) throw new UploadHubError('ERR_LEASE_LOST', `Write with fencing token ${fence} refused: token ${stored} holds the upload`);
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close();
   }
 }
 
@@ -86,6 +97,7 @@ class FileByteWriter implements ByteWriter {
       await this.handle.sync();
     } finally {
       await this.handle.close();
+      await this.fence?.file.close();
     }
   }
 }
@@ -245,9 +257,18 @@ export class DiskStore implements UploadStore {
       fenced = { file: new FenceFile(join(this.uploadsDir, `${assertId(id)}.fence`)), token: fence };
       await fenced.file.raise(fence);
     }
+    try {
+      return new FileByteWriter(await this.openData(path, offset), fenced);
+    } catch (error) {
+      await fenced?.file.close();
+      throw error;
+    }
+  }
+
+  private async openData(path: string, offset: number): Promise<FileHandle> {
     // From 0, 'w' creates or empties the file in one call. Further on, 'r+' keeps what is
     // stored ('a' would ignore positions on Linux) and needs the file: create it first.
-    if (offset === 0) return new FileByteWriter(await open(path, 'w'), fenced);
+    if (offset === 0) return open(path, 'w');
     await (await open(path, 'a')).close();
     const handle = await open(path, 'r+');
     try {
@@ -256,7 +277,7 @@ export class DiskStore implements UploadStore {
       await handle.close();
       throw error;
     }
-    return new FileByteWriter(handle, fenced);
+    return handle;
   }
 
   createReadStream(id: string, range: { start?: number; end?: number } = {}): Readable {
