@@ -1,14 +1,13 @@
 /**
  * The core's façade: what transports call. It knows no transport and no wire format; it
- * returns domain results. The work is done by small units it wires together: the registry
- * (records, offsets, leases: in-process or Redis), each Upload (offsets, writes, hash), the
- * ProgressBar, the Finalizer (hash check, processing hand-off, every end), FlowControl, Limits
- * and the event log.
- *
- * It holds only the uploads this node works on, each under its lease; any other upload is read
- * from the registry when asked. With several nodes (a shared registry), a client resuming here
- * makes this node ask the holder to release the upload, or take it over once a dead holder's
- * lease expired; a cancel reaches the node doing the work.
+ * returns domain results, checks who may do what, and hands the work to small units:
+ * - the registry (records, offsets, leases: LocalRegistry in-process, RedisRegistry shared);
+ * - Holdings: the uploads this node works on, each an Upload (offsets, writes, hash) with its
+ *   ProgressBar, under its lease; nothing else is held in memory;
+ * - the Finalizer: hash check, processing hand-off, every end;
+ * - Handover: moves between nodes (resume elsewhere, cancel passed on, takeover);
+ * - the Sweeper: expiry and retention; ingest(): streaming writers;
+ * - FlowControl, Limits and the event log.
  *
  * @example
  * const hub = new UploadHub({ options: { dataDir: './data' } });
@@ -17,19 +16,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { UploadHubError, toHubError } from '../../shared/errors.js';
 import {
   isTerminalState,
   type ChunkStatus,
   type CreateInput,
-  type HubEventBody,
   type LogLevel,
   type UploadState,
   type UploadStatus,
 } from '../../shared/messages.js';
-import { uploadPercent, type ProgressPlan } from '../../shared/progress.js';
 import { resolveOptions, type HubOptions, type HubOptionsInput } from '../config.js';
 import { Pipeline } from '../processing/Pipeline.js';
 import { ProcessingQueue } from '../processing/ProcessingQueue.js';
@@ -44,11 +40,14 @@ import { Finalizer, stamp } from './Finalizer.js';
 import { FlowControl } from './FlowControl.js';
 import { Limits } from './Limits.js';
 import { LocalRegistry } from './LocalRegistry.js';
-import { LogLimiter } from './LogLimiter.js';
-import { ProgressBar } from './ProgressBar.js';
 import { RecordSaver, type StorageHealth } from './RecordSaver.js';
-import type { Lease, ListOrder, ListPosition, NodeRequest, UploadRegistry } from './Registry.js';
-import { Upload, type Writer } from './Upload.js';
+import type { Lease, ListOrder, ListPosition, UploadRegistry } from './Registry.js';
+import type { Writer } from './Upload.js';
+import { Handover } from './Handover.js';
+import { Holdings } from './Holdings.js';
+import { PAST_BYTES, type HubParts } from './HubParts.js';
+import { ingest, type IngestOptions } from './ingest.js';
+import { Sweeper } from './Sweeper.js';
 
 export type { Writer } from './Upload.js';
 export type { ListOrder, ListPosition } from './Registry.js';
@@ -97,9 +96,6 @@ export type ChunkResult =
   | { ok: true; status: ChunkStatus; committed: number; window: number }
   | { ok: false; error: UploadHubError; committed?: number };
 
-/** States after which the bytes phase is over: a resume has nothing left to send. */
-const PAST_BYTES: ReadonlySet<UploadState> = new Set(['uploaded', 'queued', 'processing']);
-
 function newId(): string {
   return randomBytes(16).toString('base64url');
 }
@@ -115,14 +111,14 @@ export class UploadHub {
   private readonly authenticateHook: Authenticate | undefined;
   private readonly revalidate: UploadHubInit['revalidate'];
   /** The uploads this node works on, under their leases. */
-  private readonly active = new Map<string, ActiveUpload>();
+  private readonly active: Holdings;
   private readonly processing: ProcessingQueue;
   private readonly finalizer: Finalizer;
+  /** Moves between nodes: takeovers, cancels passed on, requests from other nodes. */
+  private readonly handover: Handover;
+  private readonly sweeper: Sweeper;
   /** Cancels under way, by upload id, so a second cancel joins the first. */
   private readonly cancelling = new Map<string, Promise<UploadStatus>>();
-  /** Takeovers under way, by upload id, so two resumes on this node share one. */
-  private readonly takingOver = new Map<string, Promise<ActiveUpload>>();
-  private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly saver: RecordSaver;
   /** One line per lifecycle step of each upload, with its id. */
@@ -163,16 +159,36 @@ export class UploadHub {
         return hub.closing;
       },
       processing: () => this.processing,
-      publish: (active, body) => this.publish(active.upload.record.owner, body),
+      publish: (active, body) => this.events.publish(body, active.upload.record.owner),
       background: (work) => this.background(work),
       revalidate: this.revalidate,
-      ended: (active) => this.forget(active),
+      ended: (active) => this.active.forget(active),
     });
     this.processing = new ProcessingQueue(this.finalizer.processingHost((id) => this.active.get(id), (id, level, text, stage) => this.log(id, level, text, stage)), {
       concurrency: this.options.processingConcurrency,
       stageTimeoutMs: this.options.stageTimeoutMs,
       abortDeadlineMs: this.options.abortDeadlineMs,
     });
+    const parts: HubParts = {
+      options: this.options,
+      store: this.store,
+      registry: this.registry,
+      events: this.events,
+      pipeline: this.pipeline,
+      limits: this.limits,
+      flow: this.flow,
+      logger,
+      finalizer: this.finalizer,
+      processing: this.processing,
+      get stopping() {
+        return hub.closing || hub.draining;
+      },
+      background: (work) => this.background(work),
+      publish: (owner, body) => this.events.publish(body, owner),
+    };
+    this.active = new Holdings(parts);
+    this.handover = new Handover(parts, this.active, { status: (principal, id) => this.status(principal, id), stop: (active) => this.cancelHeld(active) });
+    this.sweeper = new Sweeper(parts, this.active, this.handover);
   }
 
   /** This node's name (leases, logs, /healthz). */
@@ -187,15 +203,15 @@ export class UploadHub {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.registry.onRequest((request) => this.heard(request));
+    this.registry.onRequest((request) => this.handover.heard(request));
     this.registry.onLeaseLost?.((id) => {
       const active = this.active.get(id);
-      if (active) this.background(this.letGo(active, new UploadHubError('ERR_LEASE_LOST', `Node ${this.nodeId} lost its lease on upload ${id}`), false));
+      if (active) this.background(this.active.letGo(active, new UploadHubError('ERR_LEASE_LOST', `Node ${this.nodeId} lost its lease on upload ${id}`), false));
     });
     for (const record of await this.registry.init()) {
       if (isTerminalState(record.state)) continue;
       const stored = await this.restoredBytes(record);
-      const active = this.track(record, stored, { uploadId: record.id, fence: 1, valid: true, whenValid: () => Promise.resolve() });
+      const active = this.active.track(record, stored, { uploadId: record.id, fence: 1, valid: true, whenValid: () => Promise.resolve() });
       if (PAST_BYTES.has(record.state)) {
         // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
         active.upload.restoreComplete();
@@ -206,12 +222,7 @@ export class UploadHub {
         this.background(this.finalizer.finalize(active));
       }
     }
-    const { uploadTtlMs, finishedRetentionMs, leaseTtlMs } = this.options;
-    const sweepEvery = this.registry.clustered
-      ? leaseTtlMs
-      : Math.min(60_000, Math.max(1_000, Math.min(uploadTtlMs || 60_000, finishedRetentionMs || 60_000)));
-    this.sweepTimer = setInterval(() => this.background(this.chores(sweepEvery)), sweepEvery);
-    this.sweepTimer.unref();
+    this.sweeper.start();
   }
 
   /**
@@ -246,13 +257,13 @@ export class UploadHub {
     if (this.registry.clustered) {
       // Bytes not complete: committed and released at once, so the clients resume elsewhere
       // (bounded: with Redis unreachable the leases simply run out).
-      const releasing = [...this.active.values()].filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true));
+      const releasing = this.active.values().filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.active.letGo(active, undefined, true));
       await until(Promise.allSettled(releasing), deadline);
     }
     // The writers' connections can go now: their clients resume elsewhere, and find the uploads free.
     await released?.();
     // Finalizing and processing: until the deadline.
-    const working = [...this.active.values()].filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
+    const working = this.active.values().filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
     await until(Promise.allSettled(working), deadline);
     await this.close();
   }
@@ -266,11 +277,11 @@ export class UploadHub {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearInterval(this.sweepTimer);
+    this.sweeper.stop();
     await this.processing.close();
     const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
     await Promise.all(
-      [...this.active.values()].map(async (active) => {
+      this.active.values().map(async (active) => {
         this.finalizer.endWriter(active, shutdown);
         await active.upload.release().catch(() => undefined);
       }),
@@ -279,7 +290,7 @@ export class UploadHub {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     // Unfinished uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
     // must not hold the shutdown, and a restart falls back on the stored bytes.
-    const saving = Promise.allSettled([...this.active.values()].filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
+    const saving = Promise.allSettled(this.active.values().filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
       stamp(active);
       await this.registry.save(active.upload.record, active.upload.ledger.lease);
       if (this.registry.clustered) await this.registry.release(active.upload.ledger.lease);
@@ -350,9 +361,9 @@ export class UploadHub {
       this.limits.closed(principal.id, id);
       throw storageError(error, 'Saving the new upload');
     }
-    const active = this.track(record, 0, lease);
+    const active = this.active.track(record, 0, lease);
     const status = activeStatus(active);
-    this.publish(record.owner, { type: 'created', uploadId: record.id, upload: status });
+    this.events.publish({ type: 'created', uploadId: record.id, upload: status }, record.owner);
     this.logger?.info({ uploadId: record.id, owner: record.owner, name: record.name, size: record.size, mimeType: record.mimeType, node: this.nodeId }, 'upload created');
     return status;
   }
@@ -410,7 +421,7 @@ export class UploadHub {
       if (isTerminalState(stored.record.state) || PAST_BYTES.has(stored.record.state)) {
         return { upload: recordStatus(stored.record, stored.committed), offset: stored.committed ?? stored.record.bytes ?? stored.record.size, window: 0 };
       }
-      active = await this.takeOver(id);
+      active = await this.handover.takeOver(id);
     }
     const { upload } = active;
     const previous = upload.writer;
@@ -443,7 +454,7 @@ export class UploadHub {
     active.upload.writer = undefined;
     if (active.finalizing) return;
     // Several nodes: the upload is committed and let go, so a resume anywhere takes it at once.
-    if (this.registry.clustered && !this.closing) await this.letGo(active, undefined, true);
+    if (this.registry.clustered && !this.closing) await this.active.letGo(active, undefined, true);
     else await active.upload.release().catch(() => undefined);
   }
 
@@ -471,7 +482,7 @@ export class UploadHub {
       // Not saved on its own: a restart treats created and uploading alike, and the next
       // state change saves it with the rest.
       upload.record.state = 'uploading';
-      this.publish(upload.record.owner, { type: 'uploading', uploadId: id, bytes: upload.committed });
+      this.events.publish({ type: 'uploading', uploadId: id, bytes: upload.committed }, upload.record.owner);
     }
     try {
       await outcome.committed;
@@ -508,6 +519,8 @@ export class UploadHub {
    */
   async endOfStream(writer: Writer, id: string): Promise<void> {
     const active = this.active.get(id);
+    // The last byte filled the declared size: the hub let the writer go and finalizes already.
+    if (active?.finalizing && !active.upload.writer) return active.finalizing;
     if (!active || active.upload.writer !== writer) throw new UploadHubError('ERR_NOT_ATTACHED');
     const { upload } = active;
     await upload.settled();
@@ -515,84 +528,18 @@ export class UploadHub {
     if (upload.committed !== upload.record.size) {
       upload.truncateToCommitted();
       active.bar.bytesComplete(upload.committed);
-      this.publishProgress(active);
+      this.active.publishProgress(active);
     }
     await this.finalizer.finalize(active);
   }
 
+
   /**
    * Streams `source` into an upload from its committed offset, as its one writer, and resolves
-   * with its status once every byte is stored and the bytes phase is finalized (hash checked,
-   * handed to processing). For HTTP routes that receive a body: they never see offsets or
-   * windows. With `exactSize: false` the declared size was an upper bound and the stream's end
-   * sets it. `signal` fails the upload with its reason at once (bytes removed); the promise then
-   * rejects with it, as it does when another writer takes the upload over.
+   * with its status once every byte is stored and the bytes phase is finalized (ingest.ts).
    */
-  async ingest(principal: Principal, id: string, source: AsyncIterable<Uint8Array>, options: { exactSize?: boolean; signal?: AbortSignal } = {}): Promise<UploadStatus> {
-    let taken: UploadHubError | undefined;
-    const writer: Writer = {
-      detached: (_uploadId, reason) => {
-        taken ??= reason ?? new UploadHubError('ERR_NOT_ATTACHED', 'Another writer took the upload over');
-      },
-    };
-    const { signal } = options;
-    const reasonOf = (): UploadHubError => toHubError(signal?.reason, 'ERR_UPLOAD_ABORTED');
-    const { offset } = await this.attach(principal, id, writer);
-    const active = this.active.get(id);
-    if (!active || active.upload.writer !== writer) throw taken ?? new UploadHubError('ERR_UPLOAD_STATE', `Upload ${id} takes no more bytes`);
-    const { upload } = active;
-    // An abort fails the upload at once, so its bytes go while the rest of the body still arrives.
-    let aborting: Promise<void> | undefined;
-    const onAbort = (): void => {
-      aborting ??= this.abort(writer, id, reasonOf());
-      this.background(aborting);
-    };
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-    const check = (): void => {
-      if (signal?.aborted) throw reasonOf();
-      if (taken) throw taken;
-    };
-    const inFlight: Array<Promise<ChunkResult>> = [];
-    const settleOldest = async (): Promise<void> => {
-      const outcome = await inFlight.shift();
-      if (outcome && !outcome.ok) throw outcome.error;
-    };
-    try {
-      let position = offset;
-      const maxChunk = this.options.maxChunkSize;
-      for await (const piece of source) {
-        let rest = piece;
-        while (rest.byteLength > 0) {
-          check();
-          // At most the window in flight: past it, wait for the oldest chunk's commit.
-          while (position >= upload.limit && inFlight.length > 0) await settleOldest();
-          check();
-          if (position >= upload.limit) throw new UploadHubError('ERR_UPLOAD_STATE', 'The hub granted no window for this upload');
-          const size = Math.min(rest.byteLength, upload.limit - position, maxChunk);
-          inFlight.push(this.receive(writer, principal, id, position, rest.subarray(0, size)));
-          position += size;
-          rest = rest.subarray(size);
-        }
-      }
-      while (inFlight.length > 0) await settleOldest();
-      check();
-      if (options.exactSize === false) await this.endOfStream(writer, id);
-      else if (!upload.complete) throw new UploadHubError('ERR_UPLOAD_ABORTED', `The body ended at ${upload.committed} of ${upload.record.size} bytes`);
-      else await this.finalizer.finalize(active);
-    } catch (error) {
-      // Replies still coming are failures of the same cause; nobody else waits for them.
-      for (const pending of inFlight) void pending.catch(() => undefined);
-      const failure = toHubError(error, 'ERR_UPLOAD_ABORTED');
-      // The caller hears of the failure once the upload is failed for everyone.
-      aborting ??= taken ? undefined : this.abort(writer, id, failure);
-      await aborting;
-      await active.writeFailure;
-      throw failure;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
-    return this.status(principal, id);
+  ingest(principal: Principal, id: string, source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<UploadStatus> {
+    return ingest(this, principal, id, source, options);
   }
 
   /** Resolves with the upload's status once this node no longer works on it (it ended, or another node holds it). */
@@ -629,8 +576,20 @@ export class UploadHub {
       if (isTerminalState(stored.record.state)) return recordStatus(stored.record, stored.committed);
     }
     if (inFlight) return inFlight;
-    const cancelling = (active ? this.stopAndRemove(active) : this.cancelElsewhere(principal, id)).finally(() => this.cancelling.delete(id));
+    if (active) return this.cancelHeld(active);
+    const cancelling = this.handover.cancelElsewhere(principal, id).finally(() => this.cancelling.delete(id));
     this.cancelling.set(id, cancelling);
+    return cancelling;
+  }
+
+  /** Cancels an upload this node holds, joining a cancel under way. */
+  private cancelHeld(active: ActiveUpload): Promise<UploadStatus> {
+    const id = active.upload.id;
+    let cancelling = this.cancelling.get(id);
+    if (!cancelling) {
+      cancelling = this.stopAndRemove(active).finally(() => this.cancelling.delete(id));
+      this.cancelling.set(id, cancelling);
+    }
     return cancelling;
   }
 
@@ -652,50 +611,7 @@ export class UploadHub {
     return activeStatus(active);
   }
 
-  /**
-   * A cancel for an upload this node does not hold: the holder is asked to cancel it (its
-   * stage's signal fires there) and this waits for the end; an upload nobody holds (its node
-   * died) is taken over here and cancelled.
-   */
-  private async cancelElsewhere(principal: Principal, id: string): Promise<UploadStatus> {
-    const deadline = Date.now() + this.options.abortDeadlineMs + this.options.leaseTtlMs + 2_000;
-    let asked: string | undefined;
-    while (Date.now() < deadline) {
-      const acquired = await this.registry.acquire(id);
-      if (!acquired) throw notFound(id);
-      if ('lease' in acquired) {
-        const active = await this.adopt(id, acquired.lease);
-        if (!active) return this.status(principal, id);
-        return this.stopAndRemove(active);
-      }
-      if (asked !== acquired.heldBy) {
-        asked = acquired.heldBy;
-        await this.registry.request(acquired.heldBy, { type: 'cancel', uploadId: id });
-      }
-      const status = await this.untilEnded(principal, id, Math.min(250, deadline - Date.now()));
-      if (isTerminalState(status.state)) return status;
-    }
-    throw new UploadHubError('ERR_UNAVAILABLE', `Upload ${id} is held by node ${asked ?? 'unknown'}, which did not cancel it in time`);
-  }
 
-  /** The status once the upload ended, or as it is after `ms`; waits on the upload's events. */
-  private async untilEnded(principal: Principal, id: string, ms: number): Promise<UploadStatus> {
-    await new Promise<void>((resolve) => {
-      const subscription = this.events.subscribe({
-        deliver: (event) => {
-          if (isTerminalState(event.type as UploadState)) finish();
-        },
-      });
-      subscription.add(id);
-      const timer = setTimeout(finish, Math.max(0, ms));
-      function finish(): void {
-        clearTimeout(timer);
-        subscription.close();
-        resolve();
-      }
-    });
-    return this.status(principal, id);
-  }
 
   /** Writes a stage's log line, limited to logLinesPerSecond per upload. */
   log(id: string, level: LogLevel, text: string, stage?: string): void {
@@ -711,9 +627,7 @@ export class UploadHub {
 
   /** Bytes accepted but not yet written, across the uploads this node holds: bounded by maxBufferedBytes. */
   get bufferedBytes(): number {
-    let total = 0;
-    for (const active of this.active.values()) total += active.upload.buffered;
-    return total;
+    return this.active.bufferedBytes;
   }
 
   /** How many uploads this node works on now. */
@@ -754,240 +668,19 @@ export class UploadHub {
     if (!mayWrite(principal, record.owner)) throw new UploadHubError('ERR_FORBIDDEN', `The ${roleOf(principal)} role may not change upload ${record.id}`);
   }
 
-  /**
-   * Takes an upload another node holds, or held before it died: asks a live holder to release
-   * it (it stops, commits, releases), or waits out a dead holder's lease. At most
-   * leaseTtlMs (+ margin).
-   */
-  private takeOver(id: string): Promise<ActiveUpload> {
-    let taking = this.takingOver.get(id);
-    if (!taking) {
-      taking = this.acquireFromCluster(id).finally(() => this.takingOver.delete(id));
-      this.takingOver.set(id, taking);
-    }
-    return taking;
-  }
 
-  private async acquireFromCluster(id: string): Promise<ActiveUpload> {
-    const deadline = Date.now() + this.options.leaseTtlMs + 2_000;
-    let asked: string | undefined;
-    let pause = 20;
-    for (;;) {
-      const acquired = await this.registry.acquire(id);
-      if (!acquired) throw notFound(id);
-      if ('lease' in acquired) {
-        const active = await this.adopt(id, acquired.lease);
-        if (!active) throw new UploadHubError('ERR_UPLOAD_STATE', `Upload ${id} ended while being resumed`);
-        return active;
-      }
-      if (asked !== acquired.heldBy) {
-        asked = acquired.heldBy;
-        await this.registry.request(acquired.heldBy, { type: 'release', uploadId: id });
-      }
-      if (Date.now() + pause > deadline) throw new UploadHubError('ERR_UNAVAILABLE', `Upload ${id} is held by node ${acquired.heldBy}, which did not release it in time; try again`);
-      // The holder releases within a few ms; a dead one's lease runs out. Polled with backoff.
-      await new Promise((resolve) => setTimeout(resolve, pause));
-      pause = Math.min(200, pause * 2);
-    }
-  }
 
-  /**
-   * Starts working on an upload whose lease this node just got: its record and committed offset
-   * from the registry (the bytes past it are discarded when the file is opened, and the hash is
-   * rebuilt from the stored prefix). Undefined, with the lease released, when it had ended.
-   */
-  private async adopt(id: string, lease: Lease): Promise<ActiveUpload | undefined> {
-    const existing = this.active.get(id);
-    if (existing) return existing;
-    const stored = await this.registry.load(id);
-    if (!stored || isTerminalState(stored.record.state)) {
-      await this.registry.release(lease);
-      return undefined;
-    }
-    const { record } = stored;
-    let committed = stored.committed;
-    if (committed === undefined) committed = Math.min((await this.store.stat(id)).bytes, record.size);
-    const active = this.track(record, committed, lease);
-    this.logger?.info({ uploadId: id, node: this.nodeId, fence: lease.fence, committed, state: record.state }, 'upload taken over');
-    return active;
-  }
 
-  /**
-   * Stops working on an upload that stays unfinished: writes settle and are committed, the
-   * record is saved and the lease given back, so another node (or this one) can take it.
-   * @param release false when the lease is already lost (nothing may be written any more).
-   */
-  private async letGo(active: ActiveUpload, reason: UploadHubError | undefined, release: boolean): Promise<void> {
-    if (this.active.get(active.upload.id) !== active) return;
-    this.active.delete(active.upload.id);
-    const { upload } = active;
-    this.finalizer.endWriter(active, reason);
-    if (release) {
-      await upload.release().catch(() => undefined);
-      stamp(active);
-      await this.registry.save(upload.record, upload.ledger.lease).catch(() => undefined);
-      await this.registry.release(upload.ledger.lease).catch(() => undefined);
-    } else {
-      await upload.abort(reason ?? new UploadHubError('ERR_LEASE_LOST')).catch(() => undefined);
-      await this.processing.cancel(upload.id);
-    }
-    this.limits.closed(upload.record.owner, upload.id);
-    active.logs.close();
-    active.leave();
-    this.logger?.info({ uploadId: upload.id, node: this.nodeId, committed: upload.committed, ...(reason ? { code: reason.code } : {}) }, 'upload released');
-  }
 
-  /** An upload ended: this node stops holding it, and gives its lease back. */
-  private forget(active: ActiveUpload): void {
-    if (this.active.get(active.upload.id) === active) this.active.delete(active.upload.id);
-    active.leave();
-    if (this.registry.clustered) this.background(this.registry.release(active.upload.ledger.lease));
-  }
 
-  private track(record: UploadRecord, committed: number, lease: Lease): ActiveUpload {
-    const stages = this.pipeline.plan(record);
-    const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
-    const registry = this.registry;
-    let active: ActiveUpload;
-    const upload = new Upload(record, committed, this.store, () => this.onCommit(active), (_upload, error) => {
-      if ((error as UploadHubError).code === 'ERR_LEASE_LOST') {
-        // Another node holds the upload now: this one stops, and leaves the bytes to it.
-        this.background(this.letGo(active, error as UploadHubError, false));
-        return;
-      }
-      // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
-      active.writeFailure = this.finalizer.fail(active, storageError(error, 'Writing the upload'));
-      this.background(active.writeFailure);
-    }, this.flow.credit(), {
-      lease,
-      fenced: registry.clustered,
-      commit: registry.clustered ? (to) => registry.commit(lease, to, Math.max(active.bar.percent, uploadPercent(plan, to, record.size)), Date.now()) : () => Promise.resolve(),
-    });
-    let leave!: () => void;
-    const gone = new Promise<void>((resolve) => (leave = resolve));
-    active = {
-      upload,
-      bar: new ProgressBar(plan, Math.max(record.percent ?? 0, uploadPercent(plan, committed, record.size)), record.stage),
-      stages,
-      logs: new LogLimiter(this.options.logLinesPerSecond, (line) => this.publish(record.owner, { type: 'log', uploadId: record.id, ...line })),
-      finalizing: undefined,
-      writeFailure: undefined,
-      writerPrincipal: undefined,
-      gone,
-      leave,
-    };
-    this.active.set(record.id, active);
-    this.limits.opened(record.owner, record.id);
-    return active;
-  }
 
-  private onCommit(active: ActiveUpload): void {
-    const { upload } = active;
-    const now = Date.now();
-    upload.record.updatedAt = now;
-    active.bar.bytes(upload.committed, upload.record.size, now);
-    this.publishProgress(active);
-    // allowedTypes: the first bytes are sniffed once enough are in; a refused type fails the upload.
-    const typeCheck = this.limits.checkContent(upload.record, upload.committed, upload.complete);
-    if (typeCheck?.started) this.background(typeCheck.refused.then(() => undefined));
-    if (upload.complete && !active.finalizing) this.background(this.finalizer.finalize(active));
-  }
 
-  private publishProgress(active: ActiveUpload): void {
-    const { upload } = active;
-    this.publish(upload.record.owner, active.bar.event(upload.id, upload.committed, upload.record.size));
-  }
 
-  private publish(owner: string, body: HubEventBody): void {
-    this.events.publish(body, owner);
-  }
 
-  /** A request from another node. */
-  private heard(request: NodeRequest): void {
-    if (request.type === 'orphans') {
-      this.background(this.registry.once('orphans', 250, () => this.takeOverOrphans()));
-      return;
-    }
-    const active = this.active.get(request.uploadId);
-    if (!active) return;
-    if (request.type === 'cancel') {
-      if (!this.cancelling.has(request.uploadId)) {
-        const cancelling = this.stopAndRemove(active).finally(() => this.cancelling.delete(request.uploadId));
-        this.cancelling.set(request.uploadId, cancelling);
-        this.background(cancelling.then(() => undefined));
-      }
-      return;
-    }
-    // A release: only an upload still receiving bytes moves; one being finalized or processed stays.
-    if (active.finalizing || PAST_BYTES.has(active.upload.record.state) || isTerminalState(active.upload.record.state)) return;
-    this.background(this.letGo(active, undefined, true));
-  }
 
-  /**
-   * The timer's chores: this node expires the abandoned uploads it holds (they are in its
-   * memory); the cluster-wide ones (retention, uploads nobody holds) run on one node per interval.
-   */
-  private async chores(intervalMs: number): Promise<void> {
-    if (this.closing || this.draining) return;
-    const now = Date.now();
-    for (const active of [...this.active.values()]) if (!active.upload.writer && this.stale(active.upload.record, now)) await this.expire(active);
-    await this.registry.once('sweep', intervalMs, () => this.sweep());
-    if (this.registry.clustered) await this.registry.once('orphans', intervalMs, () => this.takeOverOrphans());
-  }
 
-  /**
-   * Uploads nobody holds (their node died or drained): one whose bytes were all in is processed
-   * here from the start; one still receiving stays where it is until its client resumes it (or
-   * it expires).
-   */
-  private async takeOverOrphans(): Promise<void> {
-    if (this.closing || this.draining) return;
-    for (const id of await this.registry.orphans()) {
-      if (this.active.has(id)) continue;
-      const stored = await this.registry.load(id);
-      if (!stored || !PAST_BYTES.has(stored.record.state)) continue;
-      const acquired = await this.registry.acquire(id);
-      if (!acquired || !('lease' in acquired)) continue;
-      const active = await this.adopt(id, acquired.lease);
-      if (!active) continue;
-      active.upload.restoreComplete();
-      active.upload.record.state = 'uploaded';
-      this.logger?.info({ uploadId: id, node: this.nodeId }, 'processing taken over');
-      this.finalizer.process(active);
-    }
-  }
 
-  /** Forgets old finished uploads, and expires abandoned ones nobody holds (a dead node's). */
-  private async sweep(): Promise<void> {
-    const now = Date.now();
-    const { finishedRetentionMs } = this.options;
-    if (finishedRetentionMs > 0) {
-      for (const id of await this.registry.finishedBefore(now - finishedRetentionMs)) await this.registry.remove(id).catch(() => undefined);
-    }
-    if (this.options.uploadTtlMs <= 0) return;
-    for (const id of await this.registry.orphans()) {
-      if (this.active.has(id)) continue;
-      const stored = await this.registry.load(id);
-      if (!stored || !this.stale(stored.record, now)) continue;
-      const acquired = await this.registry.acquire(id);
-      if (!acquired || !('lease' in acquired)) continue;
-      const active = await this.adopt(id, acquired.lease);
-      if (active && !active.upload.writer) await this.expire(active);
-    }
-  }
 
-  /** Incomplete and untouched for uploadTtlMs. */
-  private stale(record: UploadRecord, now: number): boolean {
-    const ttl = this.options.uploadTtlMs;
-    return ttl > 0 && (record.state === 'created' || record.state === 'uploading') && now - record.updatedAt > ttl;
-  }
-
-  private async expire(active: ActiveUpload): Promise<void> {
-    const expired = new UploadHubError('ERR_EXPIRED');
-    await this.finalizer.discard(active, expired).catch(() => undefined);
-    active.upload.record.error = expired.toJSON();
-    await this.finalizer.end(active, 'expired', {});
-  }
 }
 
 /** How long close() waits for a cluster node's last saves and releases, in ms. */

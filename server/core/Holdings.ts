@@ -1,0 +1,149 @@
+/**
+ * The uploads this node works on, each under its lease: how one is taken on (tracked at create,
+ * restored at start, adopted from the registry when its lease is won), how its commits move its
+ * bar and reach processing, and how it is let go (ended, released to another node, or lost).
+ * Nothing else holds an upload in memory.
+ */
+import { UploadHubError } from '../../shared/errors.js';
+import { isTerminalState } from '../../shared/messages.js';
+import { uploadPercent, type ProgressPlan } from '../../shared/progress.js';
+import { storageError } from '../store/storageError.js';
+import type { UploadRecord } from '../store/UploadStore.js';
+import type { ActiveUpload } from './ActiveUpload.js';
+import { stamp } from './Finalizer.js';
+import type { HubParts } from './HubParts.js';
+import { LogLimiter } from './LogLimiter.js';
+import { ProgressBar } from './ProgressBar.js';
+import type { Lease } from './Registry.js';
+import { Upload } from './Upload.js';
+
+export class Holdings {
+  private readonly map = new Map<string, ActiveUpload>();
+
+  constructor(private readonly parts: HubParts) {}
+
+  get(id: string): ActiveUpload | undefined {
+    return this.map.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.map.has(id);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  values(): ActiveUpload[] {
+    return [...this.map.values()];
+  }
+
+  /** Bytes accepted but not yet written, across the uploads this node holds. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const active of this.map.values()) total += active.upload.buffered;
+    return total;
+  }
+
+  track(record: UploadRecord, committed: number, lease: Lease): ActiveUpload {
+    const stages = this.parts.pipeline.plan(record);
+    const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.parts.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
+    const registry = this.parts.registry;
+    let active: ActiveUpload;
+    const upload = new Upload(record, committed, this.parts.store, () => this.onCommit(active), (_upload, error) => {
+      if ((error as UploadHubError).code === 'ERR_LEASE_LOST') {
+        // Another node holds the upload now: this one stops, and leaves the bytes to it.
+        this.parts.background(this.letGo(active, error as UploadHubError, false));
+        return;
+      }
+      // The store refused the bytes (disk full, I/O error): this upload fails now, bytes removed.
+      active.writeFailure = this.parts.finalizer.fail(active, storageError(error, 'Writing the upload'));
+      this.parts.background(active.writeFailure);
+    }, this.parts.flow.credit(), {
+      lease,
+      fenced: registry.clustered,
+      commit: registry.clustered ? (to) => registry.commit(lease, to, Math.max(active.bar.percent, uploadPercent(plan, to, record.size)), Date.now()) : () => Promise.resolve(),
+    });
+    let leave!: () => void;
+    const gone = new Promise<void>((resolve) => (leave = resolve));
+    active = {
+      upload,
+      bar: new ProgressBar(plan, Math.max(record.percent ?? 0, uploadPercent(plan, committed, record.size)), record.stage),
+      stages,
+      logs: new LogLimiter(this.parts.options.logLinesPerSecond, (line) => this.parts.publish(record.owner, { type: 'log', uploadId: record.id, ...line })),
+      finalizing: undefined,
+      writeFailure: undefined,
+      writerPrincipal: undefined,
+      gone,
+      leave,
+    };
+    this.map.set(record.id, active);
+    this.parts.limits.opened(record.owner, record.id);
+    return active;
+  }
+  /**
+   * Starts working on an upload whose lease this node just got: its record and committed offset
+   * from the registry (the bytes past it are discarded when the file is opened, and the hash is
+   * rebuilt from the stored prefix). Undefined, with the lease released, when it had ended.
+   */
+  async adopt(id: string, lease: Lease): Promise<ActiveUpload | undefined> {
+    const existing = this.map.get(id);
+    if (existing) return existing;
+    const stored = await this.parts.registry.load(id);
+    if (!stored || isTerminalState(stored.record.state)) {
+      await this.parts.registry.release(lease);
+      return undefined;
+    }
+    const { record } = stored;
+    let committed = stored.committed;
+    if (committed === undefined) committed = Math.min((await this.parts.store.stat(id)).bytes, record.size);
+    const active = this.track(record, committed, lease);
+    this.parts.logger?.info({ uploadId: id, node: this.parts.registry.nodeId, fence: lease.fence, committed, state: record.state }, 'upload taken over');
+    return active;
+  }
+  /**
+   * Stops working on an upload that stays unfinished: writes settle and are committed, the
+   * record is saved and the lease given back, so another node (or this one) can take it.
+   * @param release false when the lease is already lost (nothing may be written any more).
+   */
+  async letGo(active: ActiveUpload, reason: UploadHubError | undefined, release: boolean): Promise<void> {
+    if (this.map.get(active.upload.id) !== active) return;
+    this.map.delete(active.upload.id);
+    const { upload } = active;
+    this.parts.finalizer.endWriter(active, reason);
+    if (release) {
+      await upload.release().catch(() => undefined);
+      stamp(active);
+      await this.parts.registry.save(upload.record, upload.ledger.lease).catch(() => undefined);
+      await this.parts.registry.release(upload.ledger.lease).catch(() => undefined);
+    } else {
+      await upload.abort(reason ?? new UploadHubError('ERR_LEASE_LOST')).catch(() => undefined);
+      await this.parts.processing.cancel(upload.id);
+    }
+    this.parts.limits.closed(upload.record.owner, upload.id);
+    active.logs.close();
+    active.leave();
+    this.parts.logger?.info({ uploadId: upload.id, node: this.parts.registry.nodeId, committed: upload.committed, ...(reason ? { code: reason.code } : {}) }, 'upload released');
+  }
+  /** An upload ended: this node stops holding it, and gives its lease back. */
+  forget(active: ActiveUpload): void {
+    if (this.map.get(active.upload.id) === active) this.map.delete(active.upload.id);
+    active.leave();
+    if (this.parts.registry.clustered) this.parts.background(this.parts.registry.release(active.upload.ledger.lease));
+  }
+  private onCommit(active: ActiveUpload): void {
+    const { upload } = active;
+    const now = Date.now();
+    upload.record.updatedAt = now;
+    active.bar.bytes(upload.committed, upload.record.size, now);
+    this.publishProgress(active);
+    // allowedTypes: the first bytes are sniffed once enough are in; a refused type fails the upload.
+    const typeCheck = this.parts.limits.checkContent(upload.record, upload.committed, upload.complete);
+    if (typeCheck?.started) this.parts.background(typeCheck.refused.then(() => undefined));
+    if (upload.complete && !active.finalizing) this.parts.background(this.parts.finalizer.finalize(active));
+  }
+  publishProgress(active: ActiveUpload): void {
+    const { upload } = active;
+    this.parts.publish(upload.record.owner, active.bar.event(upload.id, upload.committed, upload.record.size));
+  }
+}
