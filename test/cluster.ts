@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
+import { splice, TcpBalancer as Balancer, type BalancerTarget } from '../bench/lib/clusterBalancer.js';
 import type { TestContext } from 'vitest';
 import { onCleanup, tempDir } from './helpers.js';
 
@@ -295,22 +296,7 @@ export async function firstLine(nodes: readonly ClusterNode[], test: (line: Node
   }
 }
 
-/** Where the balancer sent one accepted connection. */
-export interface Route {
-  nodeId: string;
-  /** Date.now() when the connection to the node was made. */
-  at: number;
-}
-
-export interface BalancerTarget {
-  nodeId: string;
-  port: number;
-  /** Default 127.0.0.1. */
-  host?: string;
-}
-
-/** How long the balancer waits for a node to take a connection before trying the next. */
-const UPSTREAM_CONNECT_MS = 2000;
+export { TcpBalancer as Balancer, type BalancerTarget, type Route } from '../bench/lib/clusterBalancer.js';
 
 /** Sockets a proxy holds, so that close() and a cut can destroy them all. */
 class SocketSet {
@@ -327,20 +313,6 @@ class SocketSet {
   }
 }
 
-/** Pipes `a` and `b` into each other (pipe() applies backpressure); either closing or failing destroys both. */
-function splice(a: Socket, b: Socket): void {
-  const closeBoth = () => {
-    a.destroy();
-    b.destroy();
-  };
-  for (const socket of [a, b]) {
-    socket.on('error', closeBoth);
-    socket.on('close', closeBoth);
-  }
-  a.pipe(b);
-  b.pipe(a);
-}
-
 async function listenLocal(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -354,102 +326,7 @@ function closeServer(server: Server, sockets: SocketSet): Promise<void> {
   });
 }
 
-/**
- * A TCP load balancer on 127.0.0.1:0 (start it with startBalancer): each new connection goes
- * to the next live node, round robin; a node that refuses is skipped for the next, and a
- * connection no node takes is destroyed. Bytes are piped both ways, so nothing is buffered past
- * the sockets' own high-water marks. Either side closing or failing destroys both.
- * Emits 'route' (Route) for every connection that reached a node.
- */
-export class Balancer extends EventEmitter {
-  readonly url: string;
-  /** Every accepted connection that reached a node, in order. */
-  readonly routes: Route[] = [];
-  private readonly live: Map<string, boolean>;
-  private readonly sockets = new SocketSet();
-  private next = 0;
-  private closing: Promise<void> | undefined;
-
-  private constructor(private readonly server: Server, readonly port: number, private readonly targets: readonly BalancerTarget[]) {
-    super();
-    this.url = `http://127.0.0.1:${port}`;
-    this.live = new Map(targets.map((target) => [target.nodeId, true]));
-    server.on('connection', (client) => this.accept(client));
-  }
-
-  /** @internal use startBalancer */
-  static async listen(targets: readonly BalancerTarget[]): Promise<Balancer> {
-    const server = createServer();
-    const port = await listenLocal(server);
-    return new Balancer(server, port, targets);
-  }
-
-  /** Takes a node out of the rotation (false) or puts it back (true); its open connections stay. */
-  setLive(nodeId: string, live: boolean): void {
-    if (!this.live.has(nodeId)) throw new Error(`balancer: no node ${nodeId}`);
-    this.live.set(nodeId, live);
-  }
-
-  /** The nodes connections went to, in order. */
-  routedTo(): string[] {
-    return this.routes.map((route) => route.nodeId);
-  }
-
-  close(): Promise<void> {
-    this.closing ??= closeServer(this.server, this.sockets);
-    return this.closing;
-  }
-
-  private accept(client: Socket): void {
-    this.sockets.add(client);
-    // Until a node is connected the client's bytes wait in its socket: no 'data' listener yet.
-    client.on('error', () => client.destroy());
-    void this.connectNext(client).then((connection) => {
-      if (connection === undefined || client.destroyed) {
-        connection?.upstream.destroy();
-        client.destroy();
-        return;
-      }
-      splice(client, connection.upstream);
-      const route: Route = { nodeId: connection.target.nodeId, at: Date.now() };
-      this.routes.push(route);
-      this.emit('route', route);
-    });
-  }
-
-  /** Tries the live targets from the next in turn; undefined when none took the connection. */
-  private async connectNext(client: Socket): Promise<{ upstream: Socket; target: BalancerTarget } | undefined> {
-    const count = this.targets.length;
-    const start = this.next;
-    for (let i = 0; i < count && !client.destroyed; i++) {
-      const index = (start + i) % count;
-      const target = this.targets[index] as BalancerTarget;
-      if (this.live.get(target.nodeId) !== true) continue;
-      const upstream = this.sockets.add(connect({ host: target.host ?? '127.0.0.1', port: target.port }));
-      upstream.on('error', () => {});
-      const connected = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), UPSTREAM_CONNECT_MS);
-        upstream.once('connect', () => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-        upstream.once('close', () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-      });
-      if (connected && !client.destroyed) {
-        // The rotation goes on after the node that took it, so a dead node's turn is not given twice to one neighbour.
-        this.next = (index + 1) % count;
-        return { upstream, target };
-      }
-      upstream.destroy();
-    }
-    return undefined;
-  }
-}
-
-/** A round-robin TCP balancer in front of `targets` (see Balancer); closed after the test. */
+/** A round-robin TCP balancer in front of `targets` (bench/lib/clusterBalancer.ts); closed after the test. */
 export async function startBalancer(targets: readonly BalancerTarget[]): Promise<Balancer> {
   const balancer = await Balancer.listen(targets);
   onCleanup(() => balancer.close());

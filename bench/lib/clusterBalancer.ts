@@ -1,6 +1,8 @@
-// A round-robin TCP balancer in the bench process, in front of hub nodes: each new connection
-// goes to the next node; a node that refuses (killed) is skipped for the next, as a proxy with
-// passive health checks does. Records where every connection went, and when.
+// A round-robin TCP balancer in front of hub nodes, for the cluster benchmarks and the cluster
+// tests (test/cluster.ts): each new connection goes to the next live node; a node that refuses
+// (killed) is skipped for the next, as a proxy with passive health checks does. Bytes are piped
+// both ways (nothing buffered past the sockets' high-water marks); either side closing or
+// failing destroys both. Records where every connection went, and when.
 import { EventEmitter, once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -8,10 +10,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 const UPSTREAM_CONNECT_MS = 2_000;
 
 export interface BalancerTarget {
-  /** A slot keeps its place in the rotation while its node is replaced (setTarget). */
-  slot: string;
+  /** A slot keeps its place in the rotation while its node is replaced (setTarget). Default: the nodeId. */
+  slot?: string;
   nodeId: string;
   port: number;
+  /** Default 127.0.0.1. */
+  host?: string;
 }
 
 export interface Route {
@@ -21,8 +25,17 @@ export interface Route {
   at: number;
 }
 
+interface Slot {
+  slot: string;
+  nodeId: string;
+  port: number;
+  host: string;
+  /** Out of the rotation (setLive false): skipped, its open connections stay. */
+  live: boolean;
+}
+
 /** Pipes both ways with backpressure; either side closing or failing destroys both. */
-function splice(a: Socket, b: Socket): void {
+export function splice(a: Socket, b: Socket): void {
   const closeBoth = (): void => {
     a.destroy();
     b.destroy();
@@ -40,13 +53,14 @@ export class TcpBalancer extends EventEmitter {
   readonly url: string;
   readonly routes: Route[] = [];
   private readonly sockets = new Set<Socket>();
-  private readonly targets: BalancerTarget[];
+  private readonly targets: Slot[];
   private next = 0;
+  private closing: Promise<void> | undefined;
 
   private constructor(private readonly server: Server, readonly port: number, targets: readonly BalancerTarget[]) {
     super();
     this.url = `http://127.0.0.1:${port}`;
-    this.targets = targets.map((target) => ({ ...target }));
+    this.targets = targets.map((target) => ({ slot: target.slot ?? target.nodeId, nodeId: target.nodeId, port: target.port, host: target.host ?? '127.0.0.1', live: true }));
     server.on('connection', (client) => this.accept(client));
   }
 
@@ -65,10 +79,24 @@ export class TcpBalancer extends EventEmitter {
     target.port = port;
   }
 
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+  /** Takes a node out of the rotation (false) or puts it back (true); its open connections stay. */
+  setLive(nodeId: string, live: boolean): void {
+    const target = this.targets.find((candidate) => candidate.nodeId === nodeId);
+    if (target === undefined) throw new Error(`balancer: no node ${nodeId}`);
+    target.live = live;
+  }
+
+  /** The nodes connections went to, in order. */
+  routedTo(): string[] {
+    return this.routes.map((route) => route.nodeId);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const socket of this.sockets) socket.destroy();
+    });
+    return this.closing;
   }
 
   private track(socket: Socket): Socket {
@@ -94,13 +122,15 @@ export class TcpBalancer extends EventEmitter {
     });
   }
 
-  private async connectNext(client: Socket): Promise<{ upstream: Socket; target: BalancerTarget } | undefined> {
+  /** Tries the live targets from the next in turn; undefined when none took the connection. */
+  private async connectNext(client: Socket): Promise<{ upstream: Socket; target: Slot } | undefined> {
     const count = this.targets.length;
     const start = this.next;
     for (let i = 0; i < count && !client.destroyed; i++) {
       const index = (start + i) % count;
-      const target = { ...(this.targets[index] as BalancerTarget) };
-      const upstream = this.track(connect({ host: '127.0.0.1', port: target.port }));
+      const target = { ...(this.targets[index] as Slot) };
+      if (!target.live) continue;
+      const upstream = this.track(connect({ host: target.host, port: target.port }));
       upstream.on('error', () => undefined); // 'close' follows, and says it
       const connected = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), UPSTREAM_CONNECT_MS);
