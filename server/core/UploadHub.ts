@@ -359,6 +359,9 @@ export class UploadHub {
       lease = acquired.lease;
     } catch (error) {
       this.limits.closed(principal.id, id);
+      // Refused (Redis did not answer in time): what may still land once it answers is undone
+      // after it, so no upload the caller never heard of stays behind.
+      if (this.registry.clustered) this.background(this.registry.remove(id).catch(() => undefined));
       throw storageError(error, 'Saving the new upload');
     }
     const active = this.active.track(record, 0, lease);

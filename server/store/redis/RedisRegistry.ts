@@ -25,6 +25,9 @@ import type { UploadRecord } from '../UploadStore.js';
 
 /** How long a caller waits on Redis before hearing ERR_UNAVAILABLE, in ms. */
 const REQUEST_TIMEOUT_MS = 2_000;
+/** How often a node pings Redis, and how long without an answer makes it unavailable, in ms. */
+const PING_EVERY_MS = 500;
+const UNANSWERED_MS = 1_500;
 /** Ids read per round trip while paging through the index. */
 const PAGE_BATCH = 500;
 
@@ -176,6 +179,10 @@ export class RedisRegistry implements UploadRegistry {
   private readonly lostHandlers: Array<(uploadId: string) => void> = [];
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private renewing = false;
+  /** When Redis last answered a ping: a Redis that holds the connection but answers nothing (frozen, overloaded) is unavailable too. */
+  private lastAnswer = Date.now();
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private pinging = false;
 
   constructor(init: RedisRegistryInit) {
     this.redis = init.redis;
@@ -193,7 +200,7 @@ export class RedisRegistry implements UploadRegistry {
   }
 
   get health(): 'ok' | 'unavailable' {
-    return this.redis.status === 'ready' ? 'ok' : 'unavailable';
+    return this.redis.status === 'ready' && Date.now() - this.lastAnswer < UNANSWERED_MS ? 'ok' : 'unavailable';
   }
 
   async init(): Promise<UploadRecord[]> {
@@ -212,6 +219,8 @@ export class RedisRegistry implements UploadRegistry {
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
     this.renewTimer = setInterval(() => void this.renewAll(), every);
     this.renewTimer.unref();
+    this.pingTimer = setInterval(() => this.ping(), PING_EVERY_MS);
+    this.pingTimer.unref();
     return [];
   }
 
@@ -347,9 +356,23 @@ export class RedisRegistry implements UploadRegistry {
 
   async close(): Promise<void> {
     clearInterval(this.renewTimer);
+    clearInterval(this.pingTimer);
     this.held.clear();
     this.subscriber.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private ping(): void {
+    if (this.pinging) return;
+    this.pinging = true;
+    this.redis.ping().then(
+      () => {
+        this.lastAnswer = Date.now();
+      },
+      () => undefined,
+    ).finally(() => {
+      this.pinging = false;
+    });
   }
 
   /** Renews every lease this node holds, in one round trip; a lease found taken is lost. */
