@@ -19,6 +19,13 @@ import { Upload } from './Upload.js';
 
 export class Holdings {
   private readonly map = new Map<string, ActiveUpload>();
+  /**
+   * Several nodes: byte progress is appended to the shared event log at most once per
+   * progressIntervalMs per upload (every node reads every event; no watcher anywhere would get
+   * more than that anyway), the latest always following by a timer.
+   */
+  private readonly progressAt = new Map<string, number>();
+  private readonly progressTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly parts: HubParts) {}
 
@@ -108,7 +115,7 @@ export class Holdings {
    */
   async letGo(active: ActiveUpload, reason: UploadHubError | undefined, release: boolean): Promise<void> {
     if (this.map.get(active.upload.id) !== active) return;
-    this.map.delete(active.upload.id);
+    this.drop(active.upload.id);
     const { upload } = active;
     this.parts.finalizer.endWriter(active, reason);
     if (release) {
@@ -127,7 +134,7 @@ export class Holdings {
   }
   /** An upload ended: this node stops holding it, and gives its lease back. */
   forget(active: ActiveUpload): void {
-    if (this.map.get(active.upload.id) === active) this.map.delete(active.upload.id);
+    if (this.map.get(active.upload.id) === active) this.drop(active.upload.id);
     active.leave();
     if (this.parts.registry.clustered) this.parts.background(this.parts.registry.release(active.upload.ledger.lease));
   }
@@ -136,7 +143,7 @@ export class Holdings {
     const now = Date.now();
     upload.record.updatedAt = now;
     active.bar.bytes(upload.committed, upload.record.size, now);
-    this.publishProgress(active);
+    this.commitProgress(active, now);
     // allowedTypes: the first bytes are sniffed once enough are in; a refused type fails the upload.
     const typeCheck = this.parts.limits.checkContent(upload.record, upload.committed, upload.complete);
     if (typeCheck?.started) this.parts.background(typeCheck.refused.then(() => undefined));
@@ -144,6 +151,44 @@ export class Holdings {
   }
   publishProgress(active: ActiveUpload): void {
     const { upload } = active;
+    this.stopProgressTimer(upload.id);
     this.parts.publish(upload.record.owner, active.bar.event(upload.id, upload.committed, upload.record.size));
+  }
+
+  /** Progress after a commit: at once on one node (each watcher has its own throttle), paced on several. */
+  private commitProgress(active: ActiveUpload, now: number): void {
+    const id = active.upload.id;
+    const interval = this.parts.options.progressIntervalMs;
+    if (!this.parts.registry.clustered || interval <= 0 || active.upload.complete) {
+      this.publishProgress(active);
+      return;
+    }
+    const last = this.progressAt.get(id) ?? 0;
+    if (now - last >= interval) {
+      this.progressAt.set(id, now);
+      this.publishProgress(active);
+      return;
+    }
+    if (this.progressTimers.has(id)) return;
+    const timer = setTimeout(() => {
+      this.progressTimers.delete(id);
+      if (this.map.get(id) !== active) return;
+      this.progressAt.set(id, Date.now());
+      this.publishProgress(active);
+    }, last + interval - now);
+    timer.unref();
+    this.progressTimers.set(id, timer);
+  }
+
+  private stopProgressTimer(id: string): void {
+    clearTimeout(this.progressTimers.get(id));
+    this.progressTimers.delete(id);
+  }
+
+  /** This node stops holding the upload: its pacing goes too. */
+  private drop(id: string): void {
+    this.map.delete(id);
+    this.stopProgressTimer(id);
+    this.progressAt.delete(id);
   }
 }
