@@ -11,11 +11,21 @@ import { storageError } from '../store/storageError.js';
 import type { UploadRecord } from '../store/UploadStore.js';
 import type { ActiveUpload } from './ActiveUpload.js';
 import { stamp } from './Finalizer.js';
-import type { HubParts } from './HubParts.js';
+import { PAST_BYTES, type HubParts } from './HubParts.js';
 import { LogLimiter } from './LogLimiter.js';
 import { ProgressBar } from './ProgressBar.js';
 import type { Lease } from './Registry.js';
 import { Upload } from './Upload.js';
+
+/** How long close() waits for a cluster node's last saves and releases, in ms. */
+const CLOSE_SAVE_MS = 2_000;
+
+/** Waits for `work`, but not past `deadline` (ms since epoch). */
+async function until(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(timer);
+}
 
 export class Holdings {
   private readonly map = new Map<string, ActiveUpload>();
@@ -43,6 +53,93 @@ export class Holdings {
 
   values(): ActiveUpload[] {
     return [...this.map.values()];
+  }
+
+  /**
+   * A restart of one node: every unfinished stored upload is held again; one whose bytes were
+   * all in is processed from the start (a stage's progress cannot be resumed), one killed
+   * between its last write and finalizing is finalized now.
+   */
+  async restore(records: readonly UploadRecord[]): Promise<void> {
+    const { finalizer } = this.parts;
+    for (const record of records) {
+      if (isTerminalState(record.state)) continue;
+      const stored = await this.restoredBytes(record);
+      const active = this.track(record, stored, { uploadId: record.id, fence: 1, valid: true, whenValid: () => Promise.resolve() });
+      if (PAST_BYTES.has(record.state)) {
+        active.upload.restoreComplete();
+        record.state = 'uploaded';
+        finalizer.process(active);
+      } else if (stored === record.size && record.size > 0) {
+        this.parts.background(finalizer.finalize(active));
+      }
+    }
+  }
+
+  /**
+   * Where a stored upload stands, so a restart never moves it backwards: bytes all in once
+   * uploaded, else what the store holds (and an upload with bytes is `uploading`, last touched
+   * when its bytes were).
+   */
+  private async restoredBytes(record: UploadRecord): Promise<number> {
+    if (PAST_BYTES.has(record.state)) return record.size;
+    const stored = await this.parts.store.stat(record.id);
+    const bytes = Math.min(stored.bytes, record.size);
+    if (bytes > 0) {
+      record.state = 'uploading';
+      record.updatedAt = Math.max(record.updatedAt, stored.modifiedAt);
+    }
+    return bytes;
+  }
+
+  /**
+   * Draining: every writer is sent elsewhere (ERR_SHUTTING_DOWN); on several nodes the uploads
+   * still receiving are committed and released at once, then `released` closes the writers'
+   * connections (their clients find the uploads free on another node); uploads being finalized
+   * or processed get until `deadline` (ms since epoch).
+   */
+  async drain(deadline: number, released?: () => Promise<void>): Promise<void> {
+    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
+    for (const active of this.map.values()) this.parts.finalizer.endWriter(active, shutdown);
+    if (this.parts.registry.clustered) {
+      // Bounded: with Redis unreachable the leases simply run out.
+      const releasing = this.values().filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.letGo(active, undefined, true));
+      await until(Promise.allSettled(releasing), deadline);
+    }
+    await released?.();
+    const working = this.values().filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
+    await until(Promise.allSettled(working), deadline);
+  }
+
+  /** Closing: every writer is told, and every write settles and its file is closed. */
+  async stopWriting(): Promise<void> {
+    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
+    await Promise.all(this.values().map(async (active) => {
+      this.parts.finalizer.endWriter(active, shutdown);
+      await active.upload.release().catch(() => undefined);
+    }));
+  }
+
+  /**
+   * Closing, last: unfinished uploads are saved as they stand (state, bytes, updatedAt), once (a
+   * failing disk must not hold the shutdown; a restart falls back on the stored bytes); on
+   * several nodes their leases are given back and the others told to take them over.
+   */
+  async leaveUnfinished(): Promise<void> {
+    const { registry } = this.parts;
+    const unfinished = this.values().filter((active) => !isTerminalState(active.upload.record.state));
+    const saving = Promise.allSettled(unfinished.map(async (active) => {
+      stamp(active);
+      await registry.save(active.upload.record, active.upload.ledger.lease);
+      if (registry.clustered) await registry.release(active.upload.ledger.lease);
+    }));
+    if (!registry.clustered) {
+      await saving;
+      return;
+    }
+    // With Redis unreachable these wait in the client's queue: bounded, the leases run out anyway.
+    await until(saving, Date.now() + CLOSE_SAVE_MS);
+    if (unfinished.length > 0) await registry.request('*', { type: 'orphans' }).catch(() => false);
   }
 
   /** Bytes accepted but not yet written, across the uploads this node holds. */

@@ -36,7 +36,7 @@ import type { UploadRecord, UploadStore } from '../store/UploadStore.js';
 import { activeStatus, recordStatus, type ActiveUpload } from './ActiveUpload.js';
 import { ANONYMOUS, mayCreate, maySee, mayWrite, roleOf, type Authenticate, type Principal } from './auth.js';
 import { EventBus } from './EventBus.js';
-import { Finalizer, stamp } from './Finalizer.js';
+import { Finalizer } from './Finalizer.js';
 import { FlowControl } from './FlowControl.js';
 import { Limits } from './Limits.js';
 import { LocalRegistry } from './LocalRegistry.js';
@@ -208,37 +208,8 @@ export class UploadHub {
       const active = this.active.get(id);
       if (active) this.background(this.active.letGo(active, new UploadHubError('ERR_LEASE_LOST', `Node ${this.nodeId} lost its lease on upload ${id}`), false));
     });
-    for (const record of await this.registry.init()) {
-      if (isTerminalState(record.state)) continue;
-      const stored = await this.restoredBytes(record);
-      const active = this.active.track(record, stored, { uploadId: record.id, fence: 1, valid: true, whenValid: () => Promise.resolve() });
-      if (PAST_BYTES.has(record.state)) {
-        // The bytes are all in; processing starts over since a stage's progress cannot be resumed.
-        active.upload.restoreComplete();
-        record.state = 'uploaded';
-        this.finalizer.process(active);
-      } else if (stored === record.size && record.size > 0) {
-        // Killed between the last write and finalizing: finish now.
-        this.background(this.finalizer.finalize(active));
-      }
-    }
+    await this.active.restore(await this.registry.init());
     this.sweeper.start();
-  }
-
-  /**
-   * Where a stored upload stands, so a restart never moves it backwards: bytes all in once
-   * uploaded, else what the store holds (and an upload with bytes is `uploading`, last touched
-   * when its bytes were).
-   */
-  private async restoredBytes(record: UploadRecord): Promise<number> {
-    if (PAST_BYTES.has(record.state)) return record.size;
-    const stored = await this.store.stat(record.id);
-    const bytes = Math.min(stored.bytes, record.size);
-    if (bytes > 0) {
-      record.state = 'uploading';
-      record.updatedAt = Math.max(record.updatedAt, stored.modifiedAt);
-    }
-    return bytes;
   }
 
   /**
@@ -252,19 +223,7 @@ export class UploadHub {
     this.draining = true;
     this.logger?.info({ node: this.nodeId, uploads: this.active.size, deadlineMs }, 'draining');
     const deadline = Date.now() + deadlineMs;
-    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
-    for (const active of this.active.values()) this.finalizer.endWriter(active, shutdown);
-    if (this.registry.clustered) {
-      // Bytes not complete: committed and released at once, so the clients resume elsewhere
-      // (bounded: with Redis unreachable the leases simply run out).
-      const releasing = this.active.values().filter((active) => !active.finalizing && !PAST_BYTES.has(active.upload.record.state)).map((active) => this.active.letGo(active, undefined, true));
-      await until(Promise.allSettled(releasing), deadline);
-    }
-    // The writers' connections can go now: their clients resume elsewhere, and find the uploads free.
-    await released?.();
-    // Finalizing and processing: until the deadline.
-    const working = this.active.values().filter((active) => active.finalizing || PAST_BYTES.has(active.upload.record.state)).map((active) => active.gone);
-    await until(Promise.allSettled(working), deadline);
+    await this.active.drain(deadline, released);
     await this.close();
   }
 
@@ -279,25 +238,10 @@ export class UploadHub {
     this.closing = true;
     this.sweeper.stop();
     await this.processing.close();
-    const shutdown = new UploadHubError('ERR_SHUTTING_DOWN');
-    await Promise.all(
-      this.active.values().map(async (active) => {
-        this.finalizer.endWriter(active, shutdown);
-        await active.upload.release().catch(() => undefined);
-      }),
-    );
+    await this.active.stopWriting();
     // Finalizations and failures under way end with a record save; let them land first.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    // Unfinished uploads are saved as they stand (state, bytes, updatedAt), once: a failing disk
-    // must not hold the shutdown, and a restart falls back on the stored bytes.
-    const saving = Promise.allSettled(this.active.values().filter((active) => !isTerminalState(active.upload.record.state)).map(async (active) => {
-      stamp(active);
-      await this.registry.save(active.upload.record, active.upload.ledger.lease);
-      if (this.registry.clustered) await this.registry.release(active.upload.ledger.lease);
-    }));
-    // With Redis unreachable these wait in the client's queue: bounded, the leases run out anyway.
-    await (this.registry.clustered ? until(saving, Date.now() + CLOSE_SAVE_MS) : saving);
-    if (this.registry.clustered && this.active.size > 0) await this.registry.request('*', { type: 'orphans' }).catch(() => false);
+    await this.active.leaveUnfinished();
     this.saver.close();
     await this.registry.close();
   }
@@ -684,16 +628,6 @@ export class UploadHub {
 
 
 
-}
-
-/** How long close() waits for a cluster node's last saves and releases, in ms. */
-const CLOSE_SAVE_MS = 2_000;
-
-/** Waits for `work`, but not past `deadline` (ms since epoch). */
-async function until(work: Promise<unknown>, deadline: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
-  clearTimeout(timer);
 }
 
 function notFound(id: string): UploadHubError {
