@@ -118,7 +118,7 @@ export const hubOptionsSchema = z.object({
   logLinesPerSecond: positiveInt.default(20).meta(doc('log lines per second per upload that reach subscribers; the rest are counted in a summary line')),
 
   // Scale-out (server/store/redis/): without redisUrl nothing of Redis is loaded.
-  redisUrl: z.string().min(1).optional().meta(doc('Redis to share uploads, leases and events with other hub nodes (redis://host:6379/0); every node must see the same dataDir. Unset: one node, no Redis', undefined, 'url')),
+  redisUrl: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected redis://host:port[/db] or rediss://...').optional().meta(doc('Redis to share uploads, leases and events with other hub nodes (redis://host:6379/0); every node must see the same dataDir. Unset: one node, no Redis', undefined, 'url')),
   redisPrefix: z.string().min(1).default('upload-hub:').meta(doc('prefix of every Redis key of this hub cluster', undefined, 'prefix')),
   nodeId: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only').optional().meta(doc("this node's name in leases and logs; unique per cluster. Unset: hostname-pid", undefined, 'name')),
   leaseTtlMs: positiveInt.default(5_000).meta(doc("how long a node's lease on an upload lasts unless renewed; a dead node's uploads are taken over after it", 'ms')),

@@ -122,6 +122,21 @@ describe('start-up errors name what is wrong', () => {
     }
   });
 
+  it('a REDIS_URL that is not a Redis URL is named', async () => {
+    const exited = await failedStart(['--port', '0', '--data-dir', await tempDir()], { REDIS_URL: 'localhost:6379' });
+    const [line] = expectProblems(exited, 1);
+    expect(line).toContain('REDIS_URL="localhost:6379"');
+    expect(line).toContain('redis://');
+  });
+
+  it('a Redis that cannot be reached: one line naming REDIS_URL and the cause, not a node running alone', async () => {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    const exited = await failedStart(['--port', '0', '--data-dir', await tempDir()], { REDIS_URL: 'redis://127.0.0.1:1' });
+    const [line] = expectProblems(exited, 1);
+    expect(line).toContain('REDIS_URL=redis://127.0.0.1:1: cannot connect to Redis');
+    expect(line).toContain('ECONNREFUSED');
+  });
+
   it('an unwritable DATA_DIR says so in one line', async () => {
     // Tests run as root, which chmod does not stop: a path under a regular file cannot be made.
     const dir = await tempDir();

@@ -32,6 +32,7 @@ export interface Cluster {
 export async function connectCluster(options: HubOptions, logger: Logger): Promise<Cluster> {
   const url = options.redisUrl as string;
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+  let firstError: string | undefined;
   const connect = (role: string): Redis => {
     const client = new Redis(url, {
       lazyConnect: true,
@@ -44,6 +45,7 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
     });
     let reported = false;
     client.on('error', (error: Error) => {
+      firstError ??= error.message;
       if (reported) return;
       reported = true;
       logger.warn({ node: nodeId, role, err: error.message }, 'Redis connection error; reconnecting');
@@ -67,7 +69,7 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
     ]);
   } catch (error) {
     for (const client of clients) client.disconnect();
-    throw new ClusterError(`REDIS_URL=${url}: cannot connect to Redis (${(error as Error).message})`);
+    throw new ClusterError(`REDIS_URL=${url}: cannot connect to Redis (${firstError ?? (error as Error).message})`);
   } finally {
     clearTimeout(timer);
   }
