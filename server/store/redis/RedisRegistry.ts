@@ -18,7 +18,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { UploadHubError } from '../../../shared/errors.js';
-import { isTerminalState, UPLOAD_STATES, type UploadState } from '../../../shared/messages.js';
+import { isTerminalState, UPLOAD_ID_PATTERN, UPLOAD_STATES, type UploadState } from '../../../shared/messages.js';
 import { compareListPosition as comparePosition } from '../../core/LocalRegistry.js';
 import type { Acquired, Lease, NodeRequest, RegistryQuery, StoredUpload, UploadRegistry } from '../../core/Registry.js';
 import type { UploadRecord } from '../UploadStore.js';
@@ -206,14 +206,8 @@ export class RedisRegistry implements UploadRegistry {
   async init(): Promise<UploadRecord[]> {
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.key('ctl')) return;
-      let message: NodeRequest & { to?: string; from?: string };
-      try {
-        message = JSON.parse(text) as NodeRequest & { to?: string; from?: string };
-      } catch {
-        return;
-      }
-      if (message.to !== this.nodeId && message.to !== '*') return;
-      for (const handler of this.requestHandlers) handler(message);
+      const request = parseRequest(text, this.nodeId);
+      if (request) for (const handler of this.requestHandlers) handler(request);
     });
     await this.timed(this.subscriber.subscribe(this.key('ctl')), 'Subscribing to the request channel');
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
@@ -449,4 +443,23 @@ export class RedisRegistry implements UploadRegistry {
   private key(suffix: string): string {
     return `${this.prefix}${suffix}`;
   }
+}
+
+/**
+ * A request from the channel, if it is one for `nodeId` (or for every node) and well formed:
+ * anything else on the channel (another version, a stray publisher) is ignored.
+ */
+function parseRequest(text: string, nodeId: string): NodeRequest | undefined {
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof message !== 'object' || message === null) return undefined;
+  const { to, type, uploadId } = message as Record<string, unknown>;
+  if (to !== nodeId && to !== '*') return undefined;
+  if (type === 'orphans') return { type };
+  if ((type === 'release' || type === 'cancel') && typeof uploadId === 'string' && UPLOAD_ID_PATTERN.test(uploadId)) return { type, uploadId };
+  return undefined;
 }
