@@ -44,10 +44,11 @@ function nextEvent(watcher: Watcher, seen: readonly HubEvent[], test: (event: Hu
 }
 
 describe('cluster: a node killed mid-upload', () => {
-  it('the client resumes on another node and completes with the right sha256; watchers on other nodes see it through; SSE replays it from the middle on another node', { timeout: 60_000 }, async (ctx) => {
+  // The uploader over each socket transport; the watchers are the same (SSE, Socket.IO).
+  it.for(['ws', 'socket.io'] as const)('the %s client resumes on another node and completes with the right sha256; watchers on other nodes see it through; SSE replays it from the middle on another node', { timeout: 60_000 }, async (transport, ctx) => {
     await requireRedis(ctx);
     const cluster = await startCluster({ nodes: 3, env: UNTHROTTLED });
-    const client = startClient({ url: cluster.balancer.url, transport: 'ws', reconnectDelayMs: 50, maxReconnectDelayMs: 400, maxReconnectAttempts: 100 });
+    const client = startClient({ url: cluster.balancer.url, transport, reconnectDelayMs: 50, maxReconnectDelayMs: 400, maxReconnectAttempts: 100 });
     const holder = cluster.node(await connectThrough(cluster.balancer, client));
     const [sseNode, ioNode] = cluster.nodes.filter((node) => node !== holder) as [typeof holder, typeof holder];
 
