@@ -220,6 +220,11 @@ export class Limits {
     private readonly store: UploadStore,
     private readonly refuse: (uploadId: string, error: UploadHubError) => Promise<void>,
     now: () => number = Date.now,
+    /**
+     * Several nodes: the principal's unfinished uploads across the cluster (the registry's
+     * count). Absent: this node's own count. Creates racing on two nodes may both pass.
+     */
+    private readonly countOpen?: (owner: string) => Promise<number>,
   ) {
     this.rate = new CreateRate(options.createsPerMinutePerPrincipal, now);
     this.types = new TypeRules(options.allowedTypes);
@@ -240,7 +245,8 @@ export class Limits {
       throw new UploadHubError('ERR_TYPE_NOT_ALLOWED', `${JSON.stringify(input.name)} of type ${input.mimeType || DEFAULT_MIME_TYPE} is not in allowedTypes`);
     }
     const max = this.options.maxOpenUploadsPerPrincipal;
-    const open = this.open.get(principal.id)?.size ?? 0;
+    const here = this.open.get(principal.id)?.size ?? 0;
+    const open = max > 0 && this.countOpen ? Math.max(here, await this.countOpen(principal.id)) : here;
     if (max > 0 && open >= max) {
       throw new UploadHubError('ERR_TOO_MANY_UPLOADS', `${open} unfinished uploads of this principal; at most maxOpenUploadsPerPrincipal ${max}: finish or cancel one first`);
     }

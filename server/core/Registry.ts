@@ -84,6 +84,8 @@ export interface UploadRegistry {
   list(query: RegistryQuery): Promise<string[]>;
   /** How many uploads are in each state (metrics); `stateOf` as in RegistryQuery. */
   counts(stateOf?: (id: string) => UploadState | undefined): Promise<Record<UploadState, number>>;
+  /** Several nodes: `owner`'s unfinished uploads across the cluster (maxOpenUploadsPerPrincipal). */
+  openUploads?(owner: string): Promise<number>;
   /** Forgets the upload's record (its bytes are the store's business). */
   remove(id: string): Promise<void>;
   /** The lease of an upload, or who holds it; undefined when there is no such upload. */

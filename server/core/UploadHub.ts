@@ -141,7 +141,7 @@ export class UploadHub {
     this.limits = new Limits(this.options, this.store, async (id, error) => {
       const active = this.active.get(id);
       if (active) await this.finalizer.fail(active, error);
-    });
+    }, Date.now, this.registry.openUploads && ((owner) => (this.registry.openUploads as (owner: string) => Promise<number>)(owner)));
     const logger = init.logger;
     this.logger = logger;
     const registry = this.registry;

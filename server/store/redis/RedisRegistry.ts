@@ -4,7 +4,8 @@
  * `p`, the last update `t`, and `f`, the latest fencing token granted), and a lease `lease:<id>`
  * (`<node> <fence>`, expiring). Cluster-wide: `idx` (every upload by createdAt, for paging),
  * `active` (unfinished ones), `ended` (finished ones by last update, for retention), `states`
- * (counts by state) and the `ctl` channel for requests between nodes. Every key starts with the
+ * (counts by state), `open:<owner>` (each principal's unfinished uploads, for
+ * maxOpenUploadsPerPrincipal) and the `ctl` channel for requests between nodes. Every key starts with the
  * cluster's prefix.
  *
  * A write carries its lease's fencing token and lands only while the token is the latest one
@@ -64,9 +65,9 @@ return 0`,
     numberOfKeys: 1,
     lua: `if redis.call('GET', KEYS[1]) == ARGV[1] .. ' ' .. ARGV[2] then return redis.call('DEL', KEYS[1]) end return 0`,
   },
-  /** KEYS rec, active, ended, states; ARGV fence, json, id, state, updatedAt, terminal -> 1 | 0 (stale fence). */
+  /** KEYS rec, active, ended, states, owner's open set; ARGV fence, json, id, state, updatedAt, terminal -> 1 | 0 (stale fence). */
   save: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 if redis.call('HGET', KEYS[1], 'f') ~= ARGV[1] then return 0 end
 local old = redis.call('HGET', KEYS[1], 's')
@@ -77,6 +78,7 @@ end
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 's', ARGV[4], 't', ARGV[5])
 if ARGV[6] == '1' then
   redis.call('SREM', KEYS[2], ARGV[3])
+  redis.call('SREM', KEYS[5], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
 end
 return 1`,
@@ -89,12 +91,14 @@ if redis.call('HGET', KEYS[1], 'f') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'c', ARGV[2], 'p', ARGV[3], 't', ARGV[4])
 return 1`,
   },
-  /** KEYS rec, lease, idx, active, ended, states; ARGV id. */
+  /** KEYS rec, lease, idx, active, ended, states; ARGV id, owner-set key prefix. */
   remove: {
     numberOfKeys: 6,
     lua: `
 local state = redis.call('HGET', KEYS[1], 's')
 if state then redis.call('HINCRBY', KEYS[6], state, -1) end
+local owner = redis.call('HGET', KEYS[1], 'o')
+if owner then redis.call('SREM', ARGV[2] .. owner, ARGV[1]) end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
@@ -225,6 +229,7 @@ export class RedisRegistry implements UploadRegistry {
         .hset(rec, { r: JSON.stringify(record), o: record.owner, s: record.state, c: 0, f: 0, p: 0, t: record.updatedAt })
         .zadd(this.key('idx'), record.createdAt, record.id)
         .sadd(this.key('active'), record.id)
+        .sadd(this.ownerKey(record.owner), record.id)
         .hincrby(this.key('states'), record.state, 1)
         .exec(),
       'Saving the new upload',
@@ -238,7 +243,7 @@ export class RedisRegistry implements UploadRegistry {
 
   async save(record: UploadRecord, lease: Lease | undefined): Promise<void> {
     if (!lease) throw new UploadHubError('ERR_LEASE_LOST', `Upload ${record.id} is not held by node ${this.nodeId}`);
-    const saved = await this.run('save', [this.key(`u:${record.id}`), this.key('active'), this.key('ended'), this.key('states')], [
+    const saved = await this.run('save', [this.key(`u:${record.id}`), this.key('active'), this.key('ended'), this.key('states'), this.ownerKey(record.owner)], [
       lease.fence, JSON.stringify(record), record.id, record.state, record.updatedAt, isTerminalState(record.state) ? '1' : '0',
     ]);
     if (saved !== 1) throw this.stale(record.id, lease);
@@ -287,6 +292,10 @@ export class RedisRegistry implements UploadRegistry {
     return out;
   }
 
+  async openUploads(owner: string): Promise<number> {
+    return this.timed(this.redis.scard(this.ownerKey(owner)), 'Counting the principal\'s uploads');
+  }
+
   async counts(): Promise<Record<UploadState, number>> {
     const stored = await this.timed(this.redis.hgetall(this.key('states')), 'Counting uploads');
     return Object.fromEntries(UPLOAD_STATES.map((state) => [state, Math.max(0, Number(stored[state] ?? 0))])) as Record<UploadState, number>;
@@ -294,7 +303,7 @@ export class RedisRegistry implements UploadRegistry {
 
   async remove(id: string): Promise<void> {
     const keys = [this.key(`u:${id}`), this.key(`lease:${id}`), this.key('idx'), this.key('active'), this.key('ended'), this.key('states')];
-    await this.run('remove', keys, [id]);
+    await this.run('remove', keys, [id, this.key('open:')]);
     this.held.delete(id);
   }
 
@@ -442,6 +451,11 @@ export class RedisRegistry implements UploadRegistry {
 
   private key(suffix: string): string {
     return `${this.prefix}${suffix}`;
+  }
+
+  /** The set of `owner`'s unfinished uploads (maxOpenUploadsPerPrincipal across nodes). */
+  private ownerKey(owner: string): string {
+    return this.key(`open:${owner}`);
   }
 }
 
