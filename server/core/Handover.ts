@@ -42,6 +42,7 @@ export class Handover {
     }
     return taking;
   }
+
   private async acquireFromCluster(id: string): Promise<ActiveUpload> {
     const deadline = Date.now() + this.parts.options.leaseTtlMs + 2_000;
     let asked: string | undefined;
@@ -64,6 +65,7 @@ export class Handover {
       pause = Math.min(200, pause * 2);
     }
   }
+
   /**
    * A cancel for an upload this node does not hold: the holder is asked to cancel it (its
    * stage's signal fires there) and this waits for the end; an upload nobody holds (its node
@@ -89,6 +91,7 @@ export class Handover {
     }
     throw new UploadHubError('ERR_UNAVAILABLE', `Upload ${id} is held by node ${asked ?? 'unknown'}, which did not cancel it in time`);
   }
+
   /** The status once the upload ended, or as it is after `ms`; waits on the upload's events. */
   private async untilEnded(principal: Principal, id: string, ms: number): Promise<UploadStatus> {
     await new Promise<void>((resolve) => {
@@ -124,6 +127,7 @@ export class Handover {
     if (active.finalizing || PAST_BYTES.has(active.upload.record.state) || isTerminalState(active.upload.record.state)) return;
     this.parts.background(this.holdings.letGo(active, undefined, true));
   }
+
   /**
    * Uploads nobody holds (their node died or drained): one whose bytes were all in is processed
    * here from the start; one still receiving stays where it is until its client resumes it (or

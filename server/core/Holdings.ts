@@ -149,6 +149,11 @@ export class Holdings {
     return total;
   }
 
+  /**
+   * Starts holding an upload under `lease`: its Upload (offsets, writes, hash; each commit
+   * recorded in the registry, fenced, before it counts), its bar, stages and log limiter. A
+   * write the store refuses fails the upload; one refused for a lost lease only lets it go.
+   */
   track(record: UploadRecord, committed: number, lease: Lease): ActiveUpload {
     const stages = this.parts.pipeline.plan(record);
     const plan: ProgressPlan = { uploadShare: stages.length === 0 ? 100 : this.parts.options.uploadShare, stageWeights: stages.map((s) => s.weight ?? 1) };
@@ -185,6 +190,7 @@ export class Holdings {
     this.parts.limits.opened(record.owner, record.id);
     return active;
   }
+
   /**
    * Starts working on an upload whose lease this node just got: its record and committed offset
    * from the registry (the bytes past it are discarded when the file is opened, and the hash is
@@ -205,6 +211,7 @@ export class Holdings {
     this.parts.logger?.info({ uploadId: id, node: this.parts.registry.nodeId, fence: lease.fence, committed, state: record.state }, 'upload taken over');
     return active;
   }
+
   /**
    * Stops working on an upload that stays unfinished: writes settle and are committed, the
    * record is saved and the lease given back, so another node (or this one) can take it.
@@ -229,12 +236,14 @@ export class Holdings {
     active.leave();
     this.parts.logger?.info({ uploadId: upload.id, node: this.parts.registry.nodeId, committed: upload.committed, ...(reason ? { code: reason.code } : {}) }, 'upload released');
   }
+
   /** An upload ended: this node stops holding it, and gives its lease back. */
   forget(active: ActiveUpload): void {
     if (this.map.get(active.upload.id) === active) this.drop(active.upload.id);
     active.leave();
     if (this.parts.registry.clustered) this.parts.background(this.parts.registry.release(active.upload.ledger.lease));
   }
+
   private onCommit(active: ActiveUpload): void {
     const { upload } = active;
     const now = Date.now();
@@ -246,6 +255,7 @@ export class Holdings {
     if (typeCheck?.started) this.parts.background(typeCheck.refused.then(() => undefined));
     if (upload.complete && !active.finalizing) this.parts.background(this.parts.finalizer.finalize(active));
   }
+
   publishProgress(active: ActiveUpload): void {
     const { upload } = active;
     this.stopProgressTimer(upload.id);

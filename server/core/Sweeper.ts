@@ -40,6 +40,7 @@ export class Sweeper {
     await this.parts.registry.once('sweep', intervalMs, () => this.sweep());
     if (this.parts.registry.clustered) await this.parts.registry.once('orphans', intervalMs, () => this.handover.takeOverOrphans());
   }
+
   /** Forgets old finished uploads, and expires abandoned ones nobody holds (a dead node's). */
   private async sweep(): Promise<void> {
     const now = Date.now();
@@ -58,11 +59,13 @@ export class Sweeper {
       if (active && !active.upload.writer) await this.expire(active);
     }
   }
+
   /** Incomplete and untouched for uploadTtlMs. */
   private stale(record: UploadRecord, now: number): boolean {
     const ttl = this.parts.options.uploadTtlMs;
     return ttl > 0 && (record.state === 'created' || record.state === 'uploading') && now - record.updatedAt > ttl;
   }
+
   private async expire(active: ActiveUpload): Promise<void> {
     const expired = new UploadHubError('ERR_EXPIRED');
     await this.parts.finalizer.discard(active, expired).catch(() => undefined);
