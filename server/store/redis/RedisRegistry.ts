@@ -5,7 +5,8 @@
  * (`<node> <fence>`, expiring). Cluster-wide: `idx` (every upload by createdAt, for paging),
  * `active` (unfinished ones), `ended` (finished ones by last update, for retention), `states`
  * (counts by state), `open:<owner>` (each principal's unfinished uploads, for
- * maxOpenUploadsPerPrincipal) and the `ctl` channel for requests between nodes. Every key starts with the
+ * maxOpenUploadsPerPrincipal), `node:<id>` (each live node, refreshed every 500 ms) and the
+ * `ctl` channel for requests between nodes. Every key starts with the
  * cluster's prefix.
  *
  * A write carries its lease's fencing token and lands only while the token is the latest one
@@ -29,11 +30,21 @@ const REQUEST_TIMEOUT_MS = 2_000;
 /** How often a node pings Redis, and how long without an answer makes it unavailable, in ms. */
 const PING_EVERY_MS = 500;
 const UNANSWERED_MS = 1_500;
+/**
+ * How long a node's liveness key outlives its last refresh, in ms (at most its lease TTL): past
+ * it the node counts as dead and its leases are taken without waiting for them to expire.
+ */
+const NODE_ALIVE_MS = 2_000;
 /** Ids read per round trip while paging through the index. */
 const PAGE_BATCH = 500;
 
 const SCRIPTS = {
-  /** KEYS lease, rec; ARGV node, ttl -> {1, fence} | {0, holder} | {-1, ''} (no such upload). */
+  /**
+   * KEYS lease, rec; ARGV node, ttl, node-key prefix -> {1, fence} | {0, holder} | {-1, ''} (no
+   * such upload). A lease whose holder's liveness key is gone (the node died: it refreshes the
+   * key every 500 ms) is taken at once rather than when it expires; fencing keeps a holder that
+   * was only paused from writing after that.
+   */
   acquire: {
     numberOfKeys: 2,
     lua: `
@@ -41,7 +52,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return {-1, ''} end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local holder = string.match(cur, '^(%S+) ')
-  if holder ~= ARGV[1] then return {0, holder} end
+  if holder ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. holder) == 1 then return {0, holder} end
 end
 local fence = redis.call('HINCRBY', KEYS[2], 'f', 1)
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fence, 'PX', ARGV[2])
@@ -217,6 +228,8 @@ export class RedisRegistry implements UploadRegistry {
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
     this.renewTimer = setInterval(() => void this.renewAll(), every);
     this.renewTimer.unref();
+    // Alive before any lease is granted: another node must not take this one's leases as a dead node's.
+    await this.timed(this.refreshAlive(), 'Announcing the node');
     this.pingTimer = setInterval(() => this.ping(), PING_EVERY_MS);
     this.pingTimer.unref();
     return [];
@@ -309,7 +322,7 @@ export class RedisRegistry implements UploadRegistry {
 
   async acquire(id: string): Promise<Acquired | undefined> {
     const grantedAt = Date.now();
-    const [status, value] = (await this.timed(this.run('acquire', [this.key(`lease:${id}`), this.key(`u:${id}`)], [this.nodeId, this.ttlMs]), 'Taking the upload\'s lease')) as [number, string];
+    const [status, value] = (await this.timed(this.run('acquire', [this.key(`lease:${id}`), this.key(`u:${id}`)], [this.nodeId, this.ttlMs, this.key('node:')]), 'Taking the upload\'s lease')) as [number, string];
     if (status === -1) return undefined;
     if (status === 0) return { heldBy: value };
     const lease = new HeldLease(id, Number(value), this.ttlMs, grantedAt);
@@ -361,14 +374,17 @@ export class RedisRegistry implements UploadRegistry {
     clearInterval(this.renewTimer);
     clearInterval(this.pingTimer);
     this.held.clear();
+    // Gone: what this node still held (nothing, after a drain) may be taken at once.
+    await this.timed(this.redis.del(this.key(`node:${this.nodeId}`)), 'Leaving the cluster').catch(() => undefined);
     this.subscriber.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await this.timed(this.redis.quit(), 'Closing the connection').catch(() => undefined);
+    this.redis.disconnect();
   }
 
   private ping(): void {
     if (this.pinging) return;
     this.pinging = true;
-    this.redis.ping().then(
+    this.refreshAlive().then(
       () => {
         this.lastAnswer = Date.now();
       },
@@ -376,6 +392,11 @@ export class RedisRegistry implements UploadRegistry {
     ).finally(() => {
       this.pinging = false;
     });
+  }
+
+  /** The liveness key (`node:<id>`): doubles as the ping that tells whether Redis answers. */
+  private refreshAlive(): Promise<unknown> {
+    return this.redis.set(this.key(`node:${this.nodeId}`), String(Date.now()), 'PX', Math.min(this.ttlMs, NODE_ALIVE_MS));
   }
 
   /** Renews every lease this node holds, in one round trip; a lease found taken is lost. */
