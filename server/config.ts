@@ -121,7 +121,7 @@ export const hubOptionsSchema = z.object({
   redisUrl: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected redis://host:port[/db] or rediss://...').optional().meta(doc('Redis to share uploads, leases and events with other hub nodes (redis://host:6379/0); every node must see the same dataDir. Unset: one node, no Redis', undefined, 'url')),
   redisPrefix: z.string().min(1).default('upload-hub:').meta(doc('prefix of every Redis key of this hub cluster', undefined, 'prefix')),
   nodeId: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only').optional().meta(doc("this node's name in leases and logs; unique per cluster. Unset: hostname-pid", undefined, 'name')),
-  leaseTtlMs: positiveInt.default(5_000).meta(doc("how long a node's lease on an upload lasts unless renewed; a dead node's uploads are taken over after it", 'ms')),
+  leaseTtlMs: positiveInt.default(5_000).meta(doc("how long a node's lease on an upload lasts unless renewed: a node cut off from Redis longer loses its uploads to the others (a dead node's are taken once its liveness key, min(2 s, this), runs out)", 'ms')),
   shutdownTimeoutMs: ms.default(10_000).meta(doc('SIGTERM: how long a draining node waits for writes and stages to finish before it releases its uploads and exits', 'ms')),
 });
 

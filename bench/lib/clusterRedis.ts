@@ -36,6 +36,12 @@ export async function leaseRemainingMs(prefix: string, id: string, url = benchRe
   return ttl >= 0 ? ttl : undefined;
 }
 
+/** How long the node's liveness key (`node:<id>`) has to live, in ms; undefined when it is gone. */
+export async function aliveRemainingMs(prefix: string, nodeId: string, url = benchRedisUrl()): Promise<number | undefined> {
+  const ttl = await withRedis(url, (redis) => redis.pttl(`${prefix}node:${nodeId}`));
+  return ttl >= 0 ? ttl : undefined;
+}
+
 async function withRedis<T>(url: string, work: (redis: Redis) => Promise<T>): Promise<T> {
   const redis = benchRedis(url);
   let timer: ReturnType<typeof setTimeout> | undefined;

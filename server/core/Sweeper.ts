@@ -10,16 +10,22 @@ import type { Handover } from './Handover.js';
 import type { Holdings } from './Holdings.js';
 import type { HubParts } from './HubParts.js';
 
+/** How often a cluster's chores run (on one node each time), in ms, at most. */
+const CLUSTER_SWEEP_MS = 2_000;
+
 export class Sweeper {
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly parts: HubParts, private readonly holdings: Holdings, private readonly handover: Handover) {}
 
-  /** Every minute at most; more often with short TTLs; every leaseTtlMs in a cluster (dead nodes' uploads are taken over by it). */
+  /**
+   * Every minute at most, more often with short TTLs; on several nodes every 2 s (or leaseTtlMs
+   * if shorter), so a dead node's uploads are taken over soon after its liveness key is gone.
+   */
   start(): void {
     const { uploadTtlMs, finishedRetentionMs, leaseTtlMs } = this.parts.options;
     const every = this.parts.registry.clustered
-      ? leaseTtlMs
+      ? Math.min(leaseTtlMs, CLUSTER_SWEEP_MS)
       : Math.min(60_000, Math.max(1_000, Math.min(uploadTtlMs || 60_000, finishedRetentionMs || 60_000)));
     this.timer = setInterval(() => this.parts.background(this.chores(every)), every);
     this.timer.unref();

@@ -2,7 +2,8 @@
  * A dead node's uploads are taken without waiting for their leases to expire: each node keeps a
  * liveness key in Redis fresh (every 500 ms, 2 s to live), and a lease whose holder's key is gone
  * is taken at once. With leases of 20 s, a client whose node was SIGKILLed resumes on another
- * node within a few seconds, from the committed offset, and completes byte-identical.
+ * node within a few seconds, from the committed offset, and completes byte-identical; an upload
+ * being processed there is processed again by the survivor within seconds too.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -46,5 +47,25 @@ describe('cluster: a dead node', () => {
     expect(result.sha256).toBe(expected);
     expect(attached[1]).toBeGreaterThanOrEqual(1 * MiB);
     expect(await sha256File(join(cluster.dataDir, 'uploads', `${id}.data`))).toBe(expected);
+  });
+});
+
+describe('cluster: processing on a dead node', () => {
+  it('is taken over once the node\'s liveness key is gone, not when the lease would expire', { timeout: 60_000 }, async (ctx) => {
+    await requireRedis(ctx);
+    const cluster = await startCluster({ nodes: 2, leaseTtlMs: LEASE_TTL_MS, env: { SLOW_STAGE_MS: '3000' } });
+    const client = startClient({ url: cluster.balancer.url, transport: 'ws', reconnectDelayMs: 50, maxReconnectDelayMs: 400, maxReconnectAttempts: 100 });
+    const receiver = cluster.node(await connectThrough(cluster.balancer, client));
+    const bytes = randomBytes(256 * KiB);
+    const handle = client.upload(bytes, { name: 'process-me.bin', sha256: sha256Of(bytes) });
+    handle.done.catch(() => undefined);
+    const id = await within(new Promise<string>((resolve) => handle.on('created', resolve)), 20_000, 'create');
+    await receiver.waitForLine((line) => line.stageStarted === id, 20_000);
+    await receiver.kill('SIGKILL');
+    const killedAt = Date.now();
+    const survivor = cluster.nodes.find((node) => node !== receiver) as typeof receiver;
+    await survivor.waitForLine((line) => line.stageStarted === id, RESUMED_WITHIN_MS);
+    expect(Date.now() - killedAt).toBeLessThan(RESUMED_WITHIN_MS);
+    await expect(within(handle.done, 30_000, 'completed on the survivor')).resolves.toMatchObject({ id, sha256: sha256Of(bytes) });
   });
 });

@@ -357,13 +357,23 @@ export class RedisRegistry implements UploadRegistry {
     if (won === 'OK') await work();
   }
 
+  /** Unfinished uploads with no lease, or a lease whose holder's liveness key is gone (a dead node's). */
   async orphans(): Promise<string[]> {
     const ids = await this.timed(this.redis.smembers(this.key('active')), 'Listing unfinished uploads');
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.exists(this.key(`lease:${id}`));
-    const leased = (await this.timed(pipeline.exec(), 'Listing unfinished uploads')) ?? [];
-    return ids.filter((_id, index) => leased[index]?.[1] === 0);
+    const leases = await this.timed(this.redis.mget(...ids.map((id) => this.key(`lease:${id}`))), 'Listing unfinished uploads');
+    const holders = [...new Set(leases.flatMap((lease) => (lease ? [lease.split(' ')[0] as string] : [])))];
+    const alive = new Set<string>();
+    if (holders.length > 0) {
+      const keys = await this.timed(this.redis.mget(...holders.map((holder) => this.key(`node:${holder}`))), 'Listing live nodes');
+      holders.forEach((holder, index) => {
+        if (keys[index] != null) alive.add(holder);
+      });
+    }
+    return ids.filter((_id, index) => {
+      const lease = leases[index];
+      return lease == null || !alive.has(lease.split(' ')[0] as string);
+    });
   }
 
   async finishedBefore(time: number): Promise<string[]> {
