@@ -67,18 +67,17 @@ interface Logged {
 }
 
 export class EventBus {
-  private nextId: number;
   /** A ring: `history[(start + i) % historySize]` is the i-th oldest kept event. */
   private readonly history: Logged[] = [];
   private start = 0;
+  /** The id of the last event delivered; one published here gets the next. */
   private last: number;
   private readonly byUpload = new Map<string, Set<Subscription>>();
   private readonly allUploads = new Set<Subscription>();
   private readonly listeners = new Set<(event: HubEvent) => void>();
 
   constructor(private readonly historySize: number, now: () => number = Date.now) {
-    this.nextId = now() * 1000;
-    this.last = this.nextId - 1;
+    this.last = now() * 1000 - 1;
   }
 
   /**
@@ -87,15 +86,12 @@ export class EventBus {
    * when it comes back.
    */
   publish(body: HubEventBody, owner: string): void {
-    const id = Math.max(this.nextId, this.last + 1);
-    this.nextId = id + 1;
-    this.deliver({ ...body, id, at: Date.now() } as HubEvent, owner);
+    this.deliver({ ...body, id: this.last + 1, at: Date.now() } as HubEvent, owner);
   }
 
   /** Continues after `lastId` (a shared log's last event when this node joined it). */
   protected seed(lastId: number): void {
     this.last = lastId;
-    this.nextId = lastId + 1;
   }
 
   /** Records an event stamped elsewhere and delivers it to this node's subscribers. */
