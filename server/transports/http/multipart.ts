@@ -106,9 +106,7 @@ class PartWriter {
    * fails it (bytes removed) on the part's failure. `sizeKnown`: the sender gave the part's size
    * or the request's length, not only maxFileSize bounds it.
    */
-  async run(input: CreateInput): Promise<MultipartFileResult>;
-  async run(input: CreateInput, _res: Response, sizeKnown: boolean): Promise<MultipartFileResult>;
-  async run(input: CreateInput, _res?: Response, sizeKnown = true): Promise<MultipartFileResult> {
+  async run(input: CreateInput, sizeKnown: boolean): Promise<MultipartFileResult> {
     let created: UploadStatus;
     try {
       if (this.failure) throw this.failure;
@@ -175,7 +173,6 @@ class MultipartForm {
     private readonly hub: UploadHub,
     private readonly principal: Principal,
     private readonly contentLength: number | undefined,
-    private readonly res: Response,
   ) {}
 
   /** Reads the whole body; resolves when every part has been stored or refused. */
@@ -270,7 +267,7 @@ class MultipartForm {
         const issue = input.error.issues[0];
         return writer.refused(invalidPart(`Invalid part ${field}${issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'schema mismatch'}`));
       }
-      return writer.run(input.data, this.res, declared.size !== undefined || this.contentLength !== undefined);
+      return writer.run(input.data, declared.size !== undefined || this.contentLength !== undefined);
     })().catch((error: unknown) => writer.refused(toHubError(error))));
   }
 
@@ -323,7 +320,7 @@ export function multipartHandler(hub: UploadHub): RequestHandler {
       refuse(res, new UploadHubError('ERR_BAD_MESSAGE', `Expected a multipart/form-data body: ${(error as Error).message}`));
       return;
     }
-    const form = new MultipartForm(hub, principal, contentLengthOf(req), res);
+    const form = new MultipartForm(hub, principal, contentLengthOf(req));
     let uploads = await form.read(req, parser);
     if (form.aborted || res.destroyed) return;
     if (wait === 'completed') {
