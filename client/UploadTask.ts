@@ -124,17 +124,8 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     if (this.finished) return void this.closeSource();
     // Paused before it reached the hub: resume() attaches it.
     if (this.pauseRequested && !this.cancelRequested) return;
-    let connection: ClientConnection;
-    try {
-      connection = await this.client.connect();
-    } catch (error) {
-      // A connection that may open later is the client's reconnect loop's: it resumes this
-      // upload when it connects, or fails it when it gives up.
-      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
-      if (!isRetryable(hubError)) this.fail(hubError);
-      return;
-    }
-    await this.attachOn(connection);
+    const connection = await this.connectOrDefer();
+    if (connection) await this.attachOn(connection);
   }
 
   async cancel(): Promise<void> {
@@ -335,18 +326,25 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
 
   /** Resumes after a pause on the current connection (opening one if needed). */
   private async continueAfterPause(): Promise<void> {
-    let connection: ClientConnection;
-    try {
-      connection = await this.client.connect();
-    } catch (error) {
-      // As in start(): a connection that may open later is the reconnect loop's.
-      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
-      if (!isRetryable(hubError)) this.fail(hubError);
-      return;
-    }
-    if (this.pauseRequested || this.finished) return;
+    const connection = await this.connectOrDefer();
+    if (!connection || this.pauseRequested || this.finished) return;
     await this.attachOn(connection);
   }
+  /**
+   * The client's connection, or undefined when there is none now. One that may open later is
+   * the client's reconnect loop's: it resumes this upload when it connects, or fails it when it
+   * gives up; one that never will (a refused token) fails the upload here.
+   */
+  private async connectOrDefer(): Promise<ClientConnection | undefined> {
+    try {
+      return await this.client.connect();
+    } catch (error) {
+      const hubError = toHubError(error, 'ERR_CONNECTION_LOST');
+      if (!isRetryable(hubError)) this.fail(hubError);
+      return undefined;
+    }
+  }
+
 
   /** Emits `paused` once nothing is in flight any more (at once if nothing is), once per pause. */
   private announcePaused(): void {
