@@ -330,6 +330,7 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
     if (!connection || this.pauseRequested || this.finished) return;
     await this.attachOn(connection);
   }
+
   /**
    * The client's connection, or undefined when there is none now. One that may open later is
    * the client's reconnect loop's: it resumes this upload when it connects, or fails it when it
@@ -344,7 +345,6 @@ export class UploadTask extends Emitter<UploadEvents> implements UploadHandle {
       return undefined;
     }
   }
-
 
   /** Emits `paused` once nothing is in flight any more (at once if nothing is), once per pause. */
   private announcePaused(): void {
