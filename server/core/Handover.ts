@@ -11,6 +11,7 @@ import type { ActiveUpload } from './ActiveUpload.js';
 import type { Principal } from './auth.js';
 import type { Holdings } from './Holdings.js';
 import { PAST_BYTES, type HubParts } from './HubParts.js';
+import { joinOrStart } from './joinOrStart.js';
 import type { NodeRequest } from './Registry.js';
 
 function notFound(id: string): UploadHubError {
@@ -35,12 +36,7 @@ export class Handover {
    * leaseTtlMs (+ margin).
    */
   takeOver(id: string): Promise<ActiveUpload> {
-    let taking = this.takingOver.get(id);
-    if (!taking) {
-      taking = this.acquireFromCluster(id).finally(() => this.takingOver.delete(id));
-      this.takingOver.set(id, taking);
-    }
-    return taking;
+    return joinOrStart(this.takingOver, id, () => this.acquireFromCluster(id));
   }
 
   private async acquireFromCluster(id: string): Promise<ActiveUpload> {

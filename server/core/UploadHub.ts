@@ -47,6 +47,7 @@ import { Handover } from './Handover.js';
 import { Holdings } from './Holdings.js';
 import { PAST_BYTES, type HubParts } from './HubParts.js';
 import { ingest, type IngestOptions } from './ingest.js';
+import { joinOrStart } from './joinOrStart.js';
 import { Sweeper } from './Sweeper.js';
 
 export type { Writer } from './Upload.js';
@@ -514,7 +515,6 @@ export class UploadHub {
    * a finished upload returns its status unchanged.
    */
   async cancel(principal: Principal, id: string): Promise<UploadStatus> {
-    const inFlight = this.cancelling.get(id);
     const active = this.active.get(id);
     if (active) this.assertWritable(principal, active.upload.record);
     else {
@@ -522,22 +522,13 @@ export class UploadHub {
       this.assertWritable(principal, stored.record);
       if (isTerminalState(stored.record.state)) return recordStatus(stored.record, stored.committed);
     }
-    if (inFlight) return inFlight;
     if (active) return this.cancelHeld(active);
-    const cancelling = this.handover.cancelElsewhere(principal, id).finally(() => this.cancelling.delete(id));
-    this.cancelling.set(id, cancelling);
-    return cancelling;
+    return joinOrStart(this.cancelling, id, () => this.handover.cancelElsewhere(principal, id));
   }
 
   /** Cancels an upload this node holds, joining a cancel under way. */
   private cancelHeld(active: ActiveUpload): Promise<UploadStatus> {
-    const id = active.upload.id;
-    let cancelling = this.cancelling.get(id);
-    if (!cancelling) {
-      cancelling = this.stopAndRemove(active).finally(() => this.cancelling.delete(id));
-      this.cancelling.set(id, cancelling);
-    }
-    return cancelling;
+    return joinOrStart(this.cancelling, active.upload.id, () => this.stopAndRemove(active));
   }
 
   private async stopAndRemove(active: ActiveUpload): Promise<UploadStatus> {
