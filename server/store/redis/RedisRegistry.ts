@@ -124,48 +124,43 @@ type ScriptRunner = (...args: Array<string | number>) => Promise<unknown>;
 /** A lease this node holds: valid while renewed in time (by this node's clock, with a margin). */
 class HeldLease implements Lease {
   private until: number;
-  private gone = false;
+  private lost = false;
   private waiters: Array<{ resolve: () => void; reject: (error: UploadHubError) => void }> = [];
 
   constructor(readonly uploadId: string, readonly fence: number, private readonly ttlMs: number, grantedAt: number) {
     this.until = grantedAt + this.usableMs;
   }
 
-  get validUntil(): number {
-    return this.until;
-  }
-
-  /** Renewed: valid again until `until`; whoever waited goes on. */
-  set validUntil(until: number) {
-    this.until = until;
+  /** Renewed by a round trip sent at `sentAt`: valid again for the usable part of the TTL; whoever waited goes on. */
+  renewed(sentAt: number): void {
+    this.until = sentAt + this.usableMs;
     if (this.valid) for (const waiter of this.waiters.splice(0)) waiter.resolve();
   }
 
-  get lost(): boolean {
-    return this.gone;
-  }
-
   /** Lost for good (taken over, or given back): whoever waited hears ERR_LEASE_LOST. */
-  set lost(lost: boolean) {
-    if (!lost || this.gone) return;
-    this.gone = true;
-    const error = new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.uploadId} (fencing token ${this.fence}) was lost`);
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  lose(): void {
+    if (this.lost) return;
+    this.lost = true;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(this.lostError());
   }
 
   whenValid(): Promise<void> {
     if (this.valid) return Promise.resolve();
-    if (this.gone) return Promise.reject(new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.uploadId} was lost`));
+    if (this.lost) return Promise.reject(this.lostError());
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  get valid(): boolean {
+    return !this.lost && Date.now() < this.until;
+  }
+
   /** The part of the TTL this node relies on: a fifth is left for clock drift and the renewal's trip. */
-  get usableMs(): number {
+  private get usableMs(): number {
     return this.ttlMs - Math.ceil(this.ttlMs / 5);
   }
 
-  get valid(): boolean {
-    return !this.lost && Date.now() < this.validUntil;
+  private lostError(): UploadHubError {
+    return new UploadHubError('ERR_LEASE_LOST', `The lease on upload ${this.uploadId} (fencing token ${this.fence}) was lost`);
   }
 }
 
@@ -328,14 +323,14 @@ export class RedisRegistry implements UploadRegistry {
     const lease = new HeldLease(id, Number(value), this.ttlMs, grantedAt);
     // A lease this node held before on the upload (it was let go meanwhile) is superseded.
     const previous = this.held.get(id);
-    if (previous) previous.lost = true;
+    previous?.lose();
     this.held.set(id, lease);
     return { lease };
   }
 
   async release(lease: Lease): Promise<void> {
     if (this.held.get(lease.uploadId) === lease) this.held.delete(lease.uploadId);
-    if (lease instanceof HeldLease) lease.lost = true;
+    if (lease instanceof HeldLease) lease.lose();
     await this.run('release', [this.key(`lease:${lease.uploadId}`)], [this.nodeId, lease.fence]);
   }
 
@@ -425,11 +420,11 @@ export class RedisRegistry implements UploadRegistry {
         const [error, renewed] = results[index] ?? [null, 0];
         if (error) return;
         if (renewed === 1) {
-          lease.validUntil = sentAt + lease.usableMs;
+          lease.renewed(sentAt);
           return;
         }
         if (this.held.get(lease.uploadId) !== lease) return;
-        lease.lost = true;
+        lease.lose();
         this.held.delete(lease.uploadId);
         this.logger?.warn({ uploadId: lease.uploadId, node: this.nodeId, fence: lease.fence }, 'lease lost');
         for (const handler of this.lostHandlers) handler(lease.uploadId);
