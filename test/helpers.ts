@@ -12,7 +12,9 @@ import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { createHubServer, type HubServer, type HubServerInit } from '../server/app.js';
 import { UploadClient } from '../client/node.js';
-import type { UploadHub } from '../server/core/UploadHub.js';
+import type { UploadHub, Writer } from '../server/core/UploadHub.js';
+import type { UploadHubError } from '../shared/errors.js';
+import type { HubEvent } from '../shared/messages.js';
 import type { DiskStore } from '../server/store/DiskStore.js';
 import type { UploadClientOptions } from '../client/UploadClient.js';
 
@@ -145,4 +147,24 @@ export function capturedLogger(): {
     },
   });
   return { logger: pino({ level: 'info' }, sink), lines, next: (msg, test = () => true) => new Promise((resolve) => waiters.push({ msg, test, resolve })) };
+}
+
+/** The next event of `type` the hub publishes for `uploadId` (tests that drive the core directly). */
+export function hubEvent(hub: UploadHub, uploadId: string, type: HubEvent['type']): Promise<HubEvent> {
+  return new Promise((resolve) => {
+    const subscription = hub.events.subscribe({
+      deliver: (event) => {
+        if (event.type !== type) return;
+        subscription.close();
+        resolve(event);
+      },
+    });
+    subscription.add(uploadId);
+  });
+}
+
+/** A writer for tests that drive the core directly: it records why the hub took its upload away. */
+export function recordingWriter(): Writer & { reasons: Array<UploadHubError | undefined> } {
+  const reasons: Array<UploadHubError | undefined> = [];
+  return { reasons, detached: (_id, reason) => void reasons.push(reason) };
 }

@@ -8,12 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { UploadHubError } from '../../shared/errors.js';
+import type { UploadHubError } from '../../shared/errors.js';
 import { ANONYMOUS } from '../../server/core/auth.js';
 import type { Lease } from '../../server/core/Registry.js';
-import type { Writer } from '../../server/core/UploadHub.js';
 import { redisUrl, requireRedis, testPrefix, TEST_LEASE_TTL_MS } from '../cluster.js';
-import { sha256Of, startHub, storedPath, tempDir } from '../helpers.js';
+import { recordingWriter, sha256Of, startHub, storedPath, tempDir } from '../helpers.js';
 
 const KiB = 1024;
 
@@ -22,12 +21,6 @@ async function twoNodes(): Promise<[Awaited<ReturnType<typeof startHub>>, Awaite
   const prefix = testPrefix();
   const options = { redisUrl: redisUrl(), redisPrefix: prefix, dataDir, leaseTtlMs: TEST_LEASE_TTL_MS };
   return Promise.all([startHub({ options: { ...options, nodeId: 'node-a' } }), startHub({ options: { ...options, nodeId: 'node-b' } })]);
-}
-
-/** A writer that records why the hub took the upload away. */
-function writer(): Writer & { reasons: Array<UploadHubError | undefined> } {
-  const reasons: Array<UploadHubError | undefined> = [];
-  return { reasons, detached: (_id, reason) => void reasons.push(reason) };
 }
 
 async function refusedCode(work: Promise<unknown>): Promise<string | undefined> {
@@ -46,7 +39,7 @@ describe('cluster: two nodes racing for one upload', () => {
     const bytes = randomBytes(256 * KiB);
     const created = await a.hub.create(ANONYMOUS, { name: 'race.bin', size: bytes.byteLength });
     // The creating node holds the upload; it lets go once its writer leaves.
-    const first = writer();
+    const first = recordingWriter();
     await a.hub.attach(ANONYMOUS, created.id, first);
     const firstHalf = await a.hub.receive(first, ANONYMOUS, created.id, 0, bytes.subarray(0, 64 * KiB));
     expect(firstHalf).toMatchObject({ ok: true, committed: 64 * KiB });
@@ -96,8 +89,8 @@ describe('cluster: two nodes racing for one upload', () => {
     const [a, b] = await twoNodes();
     const bytes = randomBytes(512 * KiB);
     const created = await a.hub.create(ANONYMOUS, { name: 'race.bin', size: bytes.byteLength });
-    const onA = writer();
-    const onB = writer();
+    const onA = recordingWriter();
+    const onB = recordingWriter();
     // Both resume at once: the later one takes the upload from the earlier one (on a node of
     // its own, by asking the holder to release it), as a second resume does on one node.
     const [attachedA, attachedB] = await Promise.allSettled([a.hub.attach(ANONYMOUS, created.id, onA), b.hub.attach(ANONYMOUS, created.id, onB)]);

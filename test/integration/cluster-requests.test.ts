@@ -7,32 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import type { HubEvent } from '../../shared/messages.js';
-import type { UploadHubError } from '../../shared/errors.js';
 import { ANONYMOUS } from '../../server/core/auth.js';
-import type { UploadHub, Writer } from '../../server/core/UploadHub.js';
 import { redisUrl, requireRedis, testPrefix, TEST_LEASE_TTL_MS, within } from '../cluster.js';
-import { onCleanup, startHub, tempDir } from '../helpers.js';
+import { hubEvent, onCleanup, recordingWriter, startHub, tempDir } from '../helpers.js';
 
 const KiB = 1024;
-
-function writerLog(): Writer & { reasons: Array<UploadHubError | undefined> } {
-  const reasons: Array<UploadHubError | undefined> = [];
-  return { reasons, detached: (_id, reason) => void reasons.push(reason) };
-}
-
-function nextEvent(hub: UploadHub, uploadId: string, type: HubEvent['type']): Promise<HubEvent> {
-  return new Promise((resolve) => {
-    const subscription = hub.events.subscribe({
-      deliver: (event) => {
-        if (event.type !== type) return;
-        subscription.close();
-        resolve(event);
-      },
-    });
-    subscription.add(uploadId);
-  });
-}
 
 describe('cluster: the request channel', () => {
   it('ignores malformed requests and honours a release', async (ctx) => {
@@ -45,7 +24,7 @@ describe('cluster: the request channel', () => {
     const channel = `${prefix}ctl`;
 
     const held = await a.hub.create(ANONYMOUS, { name: 'held.bin', size: 64 * KiB });
-    const writer = writerLog();
+    const writer = recordingWriter();
     await a.hub.attach(ANONYMOUS, held.id, writer);
     const bytes = randomBytes(64 * KiB);
     expect(await a.hub.receive(writer, ANONYMOUS, held.id, 0, bytes.subarray(0, 16 * KiB))).toMatchObject({ ok: true });
@@ -53,7 +32,7 @@ describe('cluster: the request channel', () => {
     // Garbage about the held upload, then a well-formed cancel of another upload of node a:
     // requests are handled in order, so once that one is cancelled the garbage was handled.
     const marker = await a.hub.create(ANONYMOUS, { name: 'marker.bin', size: 10 });
-    const markerCancelled = nextEvent(a.hub, marker.id, 'cancelled');
+    const markerCancelled = hubEvent(a.hub, marker.id, 'cancelled');
     for (const text of [
       'not json',
       JSON.stringify({ to: 'a', type: 'bogus', uploadId: held.id }),
@@ -69,7 +48,7 @@ describe('cluster: the request channel', () => {
     expect(await a.hub.receive(writer, ANONYMOUS, held.id, 16 * KiB, bytes.subarray(16 * KiB, 32 * KiB))).toMatchObject({ ok: true, committed: 32 * KiB });
 
     // A resume on node b sends a real release: a lets go, and b continues from the committed offset.
-    const onB = writerLog();
+    const onB = recordingWriter();
     const attached = await within(b.hub.attach(ANONYMOUS, held.id, onB), 5_000, 'the resume on node b');
     expect(writer.reasons).toEqual([undefined]);
     expect(attached.offset).toBe(32 * KiB);

@@ -5,27 +5,12 @@
  * whichever node runs the cluster's sweep.
  */
 import { describe, expect, it } from 'vitest';
-import type { HubEvent } from '../../shared/messages.js';
 import { ANONYMOUS } from '../../server/core/auth.js';
-import type { UploadHub, Writer } from '../../server/core/UploadHub.js';
+import type { Writer } from '../../server/core/UploadHub.js';
 import { redisUrl, requireRedis, testPrefix, TEST_LEASE_TTL_MS, within } from '../cluster.js';
-import { startHub, tempDir } from '../helpers.js';
+import { hubEvent, startHub, tempDir } from '../helpers.js';
 
 const WAIT_MS = 10_000;
-
-/** The next event of `type` for `uploadId`, as the hub publishes it. */
-function nextEvent(hub: UploadHub, uploadId: string, type: HubEvent['type']): Promise<HubEvent> {
-  return new Promise((resolve) => {
-    const subscription = hub.events.subscribe({
-      deliver: (event) => {
-        if (event.type !== type) return;
-        subscription.close();
-        resolve(event);
-      },
-    });
-    subscription.add(uploadId);
-  });
-}
 
 const nobody: Writer = { detached: () => undefined };
 
@@ -35,7 +20,7 @@ describe('expiry and retention', () => {
     const abandoned = await hub.hub.create(ANONYMOUS, { name: 'left.bin', size: 10 });
     await hub.hub.attach(ANONYMOUS, abandoned.id, nobody);
     expect(await hub.hub.receive(nobody, ANONYMOUS, abandoned.id, 0, Buffer.from('abcd'))).toMatchObject({ ok: true });
-    const expired = nextEvent(hub.hub, abandoned.id, 'expired');
+    const expired = hubEvent(hub.hub, abandoned.id, 'expired');
     // Attached uploads never expire: the writer leaves first.
     await hub.hub.detach(abandoned.id, nobody);
     await within(expired, WAIT_MS, 'expired');
@@ -59,7 +44,7 @@ describe('expiry and retention', () => {
     const options = { redisUrl: redisUrl(), redisPrefix: prefix, dataDir, leaseTtlMs: TEST_LEASE_TTL_MS, uploadTtlMs: 200 };
     const [a, b] = await Promise.all([startHub({ options: { ...options, nodeId: 'a' } }), startHub({ options: { ...options, nodeId: 'b' } })]);
     const created = await a.hub.create(ANONYMOUS, { name: 'orphan.bin', size: 10 });
-    const expired = nextEvent(b.hub, created.id, 'expired');
+    const expired = hubEvent(b.hub, created.id, 'expired');
     // Node a goes away with the upload unfinished: nobody holds it now.
     await a.close();
     await within(expired, WAIT_MS, 'expired by node b');
