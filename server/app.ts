@@ -64,8 +64,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
   try {
     access = await configureAccess(options, init, logger);
   } catch (error) {
-    await cluster?.registry.close();
-    await cluster?.close();
+    await cluster?.abandon();
     throw error;
   }
   const hub = new UploadHub({
@@ -79,8 +78,7 @@ export async function createHubServer(init: HubServerInit = {}): Promise<HubServ
     await hub.start();
   } catch (error) {
     access.close();
-    await cluster?.registry.close();
-    await cluster?.close();
+    await cluster?.abandon();
     throw error;
   }
   const app = express();

@@ -25,8 +25,10 @@ export interface Cluster {
    * Redis disconnect loses no packet, and it supports connection-state recovery across nodes.
    */
   socketIoAdapter: ReturnType<typeof createAdapter>;
-  /** Stops reading events and closes the connections the registry does not own. */
+  /** Stops reading events and closes the connections the registry does not own (the hub closes the registry). */
   close(): Promise<void>;
+  /** A start that failed before a hub took the registry: closes it too. */
+  abandon(): Promise<void>;
 }
 
 export async function connectCluster(options: HubOptions, logger: Logger): Promise<Cluster> {
@@ -79,6 +81,10 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
   const registry = new RedisRegistry({ redis, subscriber, prefix: options.redisPrefix, nodeId, leaseTtlMs: options.leaseTtlMs, logger });
   const events = new RedisEventLog(redis, reader, options.redisPrefix, options.eventHistorySize, logger);
   await events.open();
+  const close = async (): Promise<void> => {
+    await events.stop();
+    adapterClient.disconnect();
+  };
   return {
     nodeId,
     store,
@@ -86,9 +92,10 @@ export async function connectCluster(options: HubOptions, logger: Logger): Promi
     events,
     // Its readers block at most a second, so a closing node is not held by a read in flight.
     socketIoAdapter: createAdapter(adapterClient, { streamName: `${options.redisPrefix}socket.io`, sessionKeyPrefix: `${options.redisPrefix}sio:session:`, blockTimeInMs: 1_000 }),
-    async close() {
-      await events.stop();
-      adapterClient.disconnect();
+    close,
+    async abandon() {
+      await registry.close();
+      await close();
     },
   };
 }
