@@ -568,11 +568,6 @@ export class UploadHub {
     return this.active.bufferedBytes;
   }
 
-  /** How many uploads this node works on now. */
-  get activeCount(): number {
-    return this.active.size;
-  }
-
   /** How the hub's storage is doing: 'degraded' while a record save is failing or Redis is unreachable. */
   get storageHealth(): StorageHealth {
     const health = this.saver.health;
