@@ -413,7 +413,8 @@ export class RedisRegistry implements UploadRegistry {
       const sentAt = Date.now();
       const pipeline = this.redis.pipeline();
       for (const lease of leases) {
-        (pipeline as unknown as Record<string, (...args: Array<string | number>) => unknown>).uploadHub_renew?.(this.key(`lease:${lease.uploadId}`), this.key(`u:${lease.uploadId}`), this.nodeId, lease.fence, this.ttlMs);
+        // Defined on every pipeline of this client by defineCommand (see the constructor).
+        (pipeline as unknown as { uploadHub_renew: ScriptRunner }).uploadHub_renew(this.key(`lease:${lease.uploadId}`), this.key(`u:${lease.uploadId}`), this.nodeId, lease.fence, this.ttlMs);
       }
       const results = (await pipeline.exec()) ?? [];
       leases.forEach((lease, index) => {
